@@ -1,0 +1,37 @@
+"""``deftctl``: one command line for the whole product.
+
+Each runtime part owns its sub-commands in ``<part>/cli.py`` (a ``typer.Typer`` named ``app``);
+this module only mounts them, so ``deftctl --help`` lists every capability in one place.
+Heavy imports (torch, scapy) stay inside the sub-commands so ``deftctl lab status`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="DEFT-RL: stateful VNFs, fault tolerance, RL placement.")
+
+# (sub-command name, module that defines `app`, one-line help)
+_PARTS: list[tuple[str, str, str]] = [
+    ("lab", "lab.cli", "Multi-host lab of network-namespace hosts on this machine."),
+]
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+for _name, _module, _help in _PARTS:
+    app.add_typer(importlib.import_module(_module).app, name=_name, help=_help)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
