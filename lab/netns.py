@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +179,15 @@ def add_route(ns: str | None, dest: str, via: str | None = None, dev: str | None
 
 
 def popen(
-    args: Sequence[str], ns: str | None = None, env: dict[str, str] | None = None, **kw: object
+    args: Sequence[str], ns: str | None = None, env: dict[str, str] | None = None, **kw: Any
 ) -> subprocess.Popen[bytes]:
     """Start a long-running process (in ``ns``); the caller owns it (see :class:`Topology`)."""
     cmd = (["ip", "netns", "exec", ns] if ns else []) + list(args)
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    return subprocess.Popen(cmd, env=full_env, start_new_session=True, **kw)  # type: ignore[call-overload,no-any-return]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(cmd, env=full_env, start_new_session=True, **kw)
+    return proc
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
@@ -246,8 +248,10 @@ class Topology:
         add_veth(outer, f"{outer}p"[:IFNAMSIZ], ns, inner_name=ifname, bridge=bridge, cidr=cidr)
         self.root_links.append(outer)
 
-    def start(self, args: Sequence[str], ns: str | None = None, **kw: object) -> subprocess.Popen[bytes]:
-        proc = popen(args, ns=ns, **kw)
+    def start(
+        self, args: Sequence[str], ns: str | None = None, env: dict[str, str] | None = None, **kw: Any
+    ) -> subprocess.Popen[bytes]:
+        proc = popen(args, ns=ns, env=env, **kw)
         self.procs.append(proc)
         return proc
 
