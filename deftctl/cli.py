@@ -17,6 +17,8 @@ app = typer.Typer(no_args_is_help=True, help="DEFT-RL: stateful VNFs, fault tole
 # (sub-command name, module that defines `app`, one-line help)
 _PARTS: list[tuple[str, str, str]] = [
     ("lab", "lab.cli", "Multi-host lab of network-namespace hosts on this machine."),
+    ("agent", "agent.cli", "Per-host agent: telemetry to InfluxDB, NF lifecycle and migration commands."),
+    ("traffic", "traffic.cli", "Traffic generators and sinks, locally or across the traffic hosts."),
 ]
 
 

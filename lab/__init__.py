@@ -8,4 +8,14 @@ bare-metal sites unchanged.
 Modules:
 - :mod:`lab.netns` - the only code that shells out to ``ip`` for namespaces, veths and bridges;
   the lab, the data-plane tests and the traffic tests all build topologies through it.
+- :mod:`lab.config` - :class:`~lab.config.LabConfig` and the address plan derived from host indices.
+- :mod:`lab.privdirs` - what a host keeps private (``PRIVATE_DIRS``, cgroups) and its boot script.
+- :mod:`lab.sshd` - the per-host sshd and the lab's SSH client key.
+- :mod:`lab.rootns` - root-namespace changes (bridges, NAT, ip_forward, policy-rc.d), all undoable.
+- :mod:`lab.state` - the records of those changes that ``lab down`` undoes.
+- :mod:`lab.procs` - which processes belong to a host (for ``status`` and ``down``).
+- :mod:`lab.inventory` - the generated Ansible inventory.
+- :mod:`lab.lifecycle` - ``up`` / ``down`` / ``status`` / ``exec``; :mod:`lab.cli` - ``deftctl lab``.
+
+See docs/lab.md for the operator's view.
 """

@@ -1,0 +1,236 @@
+"""THE agent command interface: what the placement service runs on a host over SSH.
+
+Each command is a plain function returning a JSON-able dict (the CLI prints it with ``--json``),
+raising :class:`CommandError` for anything the caller did wrong or the host cannot do (unknown
+instance, launcher failure, unreachable state store) — the CLI turns that into a message and a
+non-zero exit. Every state-changing command records an ``event`` point (Grafana annotation) through
+:mod:`agent.events`, also when it fails.
+
+| CLI | function |
+|---|---|
+| ``deftctl agent status --json`` | :func:`status` |
+| ``deftctl agent nf start -i X -t T [--role R] [--nf-config F] [--set k.sub=v]`` | :func:`nf_start` |
+| ``deftctl agent nf stop --instance X`` | :func:`nf_stop` |
+| ``deftctl agent nf list --json`` | :func:`nf_list` |
+| ``deftctl agent migrate --instance X --to HOST [--flows F,...]`` | :func:`migrate` |
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import logging
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from agent import nfconfig
+from agent.config import AgentConfig
+from agent.events import emit, event_point
+from agent.launcher import DockerLauncher, LaunchError, make_launcher
+from agent.registry import InstanceRecord, Registry, RegistryError, check_instance_name
+from agent.spool import Spool
+from deftctl.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "agent.status.json"
+
+
+class CommandError(RuntimeError):
+    """A command cannot be carried out; the message is for the operator (and the placement log)."""
+
+
+def _registry(conf: AgentConfig) -> Registry:
+    return Registry(conf.state_dir)
+
+
+def _record_json(rec: InstanceRecord, alive: bool) -> dict[str, Any]:
+    d = asdict(rec)
+    d["command"] = list(rec.command)
+    d["alive"] = alive
+    return d
+
+
+def nf_start(conf: AgentConfig, instance: str, nf_type: str, role: str = "primary", service: str = "",
+             sets: dict[str, str] | None = None, nf_config: Path | None = None,
+             launcher: str | None = None, ready_timeout_s: float = 15.0) -> dict[str, Any]:
+    """Start NF ``instance`` of ``nf_type`` on this host and register it.
+
+    The instance gets the smallest free index k: control API on ``control_host:control_port_base+k``
+    (process launcher) or on its overlay IP ``10.80.<host_index>.(10+k)`` (docker launcher). Its
+    config is built and validated by :mod:`agent.nfconfig` (``nf_config`` file + ``sets``) before
+    anything starts. Waits until the control API accepts connections (``ready_timeout_s``).
+    """
+    try:
+        check_instance_name(instance)
+    except RegistryError as exc:
+        raise CommandError(str(exc)) from exc
+    if role not in ("primary", "secondary"):
+        raise CommandError(f"bad role {role!r} (primary | secondary)")
+    try:
+        impl = make_launcher(conf, launcher)
+    except LaunchError as exc:
+        raise CommandError(str(exc)) from exc
+    kind: Literal["process", "docker"] = "docker" if isinstance(impl, DockerLauncher) else "process"
+    reg = _registry(conf)
+    t0 = time.monotonic()
+    with reg.transaction() as recs:
+        if instance in recs:
+            raise CommandError(f"instance {instance!r} already exists on {conf.hostname}")
+        k = reg.next_index(recs)
+        overlay_ip = f"10.80.{conf.host_index}.{10 + k}" if conf.host_index else ""
+        if kind == "docker":
+            control = f"{overlay_ip}:{conf.control_port_base}"
+        else:
+            control = f"{conf.control_host}:{conf.control_port_base + k}"
+        draft = InstanceRecord(instance=instance, nf_type=nf_type, launcher=kind, control=control,
+                               index=k, role=role, service=service, overlay_ip=overlay_ip,
+                               extra=dict(sets or {}))
+        try:
+            doc, draft = nfconfig.build(conf, draft, nf_config, dict(sets or {}), kind == "docker")
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
+        draft = replace(draft, config_path=str(nfconfig.write(conf, instance, doc)))
+        # Reserve the name and index before the (slow) launch so concurrent starts cannot collide.
+        recs[instance] = draft
+    try:
+        rec = impl.start(draft, ready_timeout_s)
+    except LaunchError as exc:
+        with reg.transaction() as recs:
+            recs.pop(instance, None)
+        _event(conf, "nf_start", f"start {instance} failed", str(exc), instance, False, t0)
+        raise CommandError(str(exc)) from exc
+    with reg.transaction() as recs:
+        recs[instance] = rec
+    _event(conf, "nf_start", f"started {instance} ({nf_type}, {role})",
+           f"{kind} launcher, control {rec.control}", instance, True, t0)
+    return _record_json(rec, True)
+
+
+def nf_stop(conf: AgentConfig, instance: str, grace_s: float = 5.0) -> dict[str, Any]:
+    """Stop ``instance`` and remove it from the registry (error if this host does not run it)."""
+    reg = _registry(conf)
+    try:
+        rec = reg.get(instance)
+    except RegistryError as exc:
+        raise CommandError(str(exc)) from exc
+    t0 = time.monotonic()
+    try:
+        make_launcher(conf, rec.launcher).stop(rec, grace_s)
+    except LaunchError as exc:
+        _event(conf, "nf_stop", f"stop {instance} failed", str(exc), instance, False, t0)
+        raise CommandError(str(exc)) from exc
+    with reg.transaction() as recs:
+        recs.pop(instance, None)
+    _event(conf, "nf_stop", f"stopped {instance}", f"{rec.launcher} launcher", instance, True, t0)
+    return {"instance": instance, "stopped": True}
+
+
+def nf_list(conf: AgentConfig) -> list[dict[str, Any]]:
+    """Registered instances with liveness (``alive``: process/container still running)."""
+    out = []
+    for rec in _registry(conf).all():
+        try:
+            alive = make_launcher(conf, rec.launcher).alive(rec)
+        except LaunchError:
+            alive = False
+        out.append(_record_json(rec, alive))
+    return out
+
+
+def status(conf: AgentConfig) -> dict[str, Any]:
+    """Host, daemon heartbeat (from its status file), instances and spool in one document."""
+    st_path = conf.state_dir / STATUS_FILE
+    daemon: dict[str, Any] = {"running": False}
+    try:
+        daemon = json.loads(st_path.read_text())
+        age = time.time() - float(daemon.get("last_tick_unix", 0))
+        daemon["running"] = age < max(5.0, 5 * conf.interval_s)
+        daemon["last_tick_age_s"] = round(age, 3)
+    except (OSError, ValueError):
+        pass
+    try:
+        sp = Spool(conf.spool_dir, conf.spool_max_bytes).stats()
+        spool = asdict(sp)
+    except OSError as exc:
+        spool = {"error": str(exc)}
+    try:
+        instances = nf_list(conf)
+    except RegistryError as exc:
+        raise CommandError(str(exc)) from exc
+    return {"host": conf.hostname, "host_index": conf.host_index, "daemon": daemon,
+            "instances": instances, "spool": spool}
+
+
+def _resolve_migration() -> Any:
+    """The NF control side's migration entry point (nf/migration.py)."""
+    try:
+        mod = importlib.import_module("nf.migration")
+    except ImportError as exc:
+        raise CommandError(f"migration is not available in this installation: {exc}") from exc
+    fn = getattr(mod, "migrate", None)
+    if not callable(fn):
+        raise CommandError("nf.migration has no migrate() function")
+    return fn
+
+
+def migrate(conf: AgentConfig, instance: str, to_host: str, flows: list[str] | None = None,
+            timeout_s: float = 30.0) -> dict[str, Any]:
+    """Move ``instance``'s flows (all, or the flow groups in ``flows``) to ``to_host``.
+
+    Calls ``nf.migration.migrate`` with the keyword arguments it accepts among
+    ``instance, record, to_host, flows, timeout_s, control`` and records a ``migration`` event with
+    its outcome. Errors (unknown instance, unreachable store or peer) raise :class:`CommandError`.
+    """
+    if not to_host:
+        raise CommandError("--to: destination host required")
+    try:
+        rec = _registry(conf).get(instance)
+    except RegistryError as exc:
+        raise CommandError(str(exc)) from exc
+    fn = _resolve_migration()
+    offered: dict[str, Any] = {"instance": instance, "record": rec, "to_host": to_host,
+                               "flows": flows, "timeout_s": timeout_s, "control": rec.control}
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in offered.items() if k in params}
+    t0 = time.monotonic()
+    try:
+        result = fn(**kwargs)
+    except Exception as exc:  # the migration engine's own errors: store unreachable, peer down...
+        _event(conf, "migration", f"migrate {instance} -> {to_host} failed", f"{type(exc).__name__}: {exc}",
+               instance, False, t0, src_host=conf.hostname, dst_host=to_host)
+        raise CommandError(f"migration of {instance} to {to_host} failed: {exc}") from exc
+    out: dict[str, Any] = {"instance": instance, "from_host": conf.hostname, "to_host": to_host,
+                           "duration_ms": round((time.monotonic() - t0) * 1000, 3)}
+    if isinstance(result, dict):
+        out["result"] = result
+    elif hasattr(result, "__dataclass_fields__"):
+        out["result"] = asdict(result)
+    elif result is not None:
+        out["result"] = str(result)
+    moved = out.get("result", {}).get("flows") if isinstance(out.get("result"), dict) else None
+    _event(conf, "migration", f"migrated {instance} -> {to_host}", json.dumps(out, default=str),
+           instance, True, t0, src_host=conf.hostname, dst_host=to_host,
+           flows=moved if isinstance(moved, int) else (len(flows) if flows else None))
+    return out
+
+
+def _event(conf: AgentConfig, kind: str, title: str, text: str, instance: str, ok: bool, t0: float,
+           **extra: Any) -> None:
+    try:
+        emit([event_point(conf.hostname, kind, title, text, instance, ok,
+                          (time.monotonic() - t0) * 1000.0, **extra)], conf)
+    except Exception as exc:  # recording must never turn a done action into a failure
+        log.warning("could not record %s event: %s", kind, exc)
+
+
+def update_record(conf: AgentConfig, instance: str, **changes: Any) -> InstanceRecord:
+    """Change fields of a registered instance (e.g. ``role`` after a failover promotion)."""
+    with _registry(conf).transaction() as recs:
+        if instance not in recs:
+            raise CommandError(f"unknown instance {instance!r} on {conf.hostname}")
+        recs[instance] = replace(recs[instance], **changes)
+        return recs[instance]

@@ -1,0 +1,135 @@
+"""The control API of an NF instance, and its Python client :class:`ControlClient`.
+
+Transport: newline-delimited JSON over a Unix stream socket (``/run/deft/nf/<instance>.sock`` by
+default) and, when ``control_tcp`` is set, over TCP on the management address. One request per
+line, one answer per line, any number of requests per connection::
+
+    -> {"cmd": "promote", "epoch": 7}
+    <- {"ok": true, "result": {...}}          or   {"ok": false, "error": "promote: epoch 3 is ..."}
+
+Commands (instance-wide; the instance fans them out to every worker and merges the answers):
+
+=================  ==========================================================================
+``status``         role, lease, epoch, fenced, flows, per-worker replication channels (lag, last
+                   heard ms) — what the failure detector and the agent poll
+``metrics``        DEFT's metric set + FT counters (``nf.metrics.summarize``) and ``raw`` counters
+``promote``        ``epoch`` (int, required), ``lease`` (default: own): secondary -> primary; the
+                   replica flows are owned and their uncommitted buffered input is replayed in order
+``fence``          ``epoch``, ``lease``: never accept (or, for our own lease, never release) anything
+                   older than ``epoch``
+``add_replica``    ``addr`` = ``ip:repl_port`` (base port) of a new secondary/cluster member; it gets a
+                   snapshot, then every delta; output commit then waits for it too
+``remove_replica`` ``addr``: stop replicating to (and waiting for) that member
+``export_state``   ``groups`` (list of flow groups, or ``"all"``): per-flow state + sequencing
+``import_state``   ``flows`` (an ``export_state`` result): install as owned flows
+``handover``       ``groups``, ``to`` (target ``ip:repl_port``), ``dup_to`` (target ``ip:dup_port``):
+                   cooperative, loss-free and order-preserving move of flow groups at a batch
+                   boundary (answers when the target owns them; then redirect the stamper/OVS)
+``drain``          close the open batch and answer when every output was released
+``shutdown``       stop the workers and exit
+=================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+COMMANDS: tuple[str, ...] = ("status", "metrics", "promote", "fence", "add_replica", "remove_replica",
+                             "export_state", "import_state", "handover", "drain", "shutdown")
+
+
+class ControlError(RuntimeError):
+    """The instance refused a command or could not be reached; the message says which and why."""
+
+
+class ControlClient:
+    """Blocking client of one instance's control API (Unix path or ``host:port``)."""
+
+    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._sock: socket.socket | None = None
+        self._buf = b""
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        try:
+            if "/" in self.address:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(self.timeout_s)
+                s.connect(self.address)
+            else:
+                host, _, port = self.address.rpartition(":")
+                s = socket.create_connection((host, int(port)), timeout=self.timeout_s)
+        except OSError as exc:
+            raise ControlError(f"control {self.address}: cannot connect: {exc}") from exc
+        self._sock = s
+        return s
+
+    def call(self, cmd: str, **args: Any) -> Any:
+        """Send one command and return its ``result``; raises :class:`ControlError`."""
+        s = self._connect()
+        req = json.dumps({"cmd": cmd, **args}).encode() + b"\n"
+        try:
+            s.sendall(req)
+            while b"\n" not in self._buf:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise ControlError(f"control {self.address}: connection closed during {cmd}")
+                self._buf += chunk
+        except OSError as exc:
+            self.close()
+            raise ControlError(f"control {self.address}: {cmd}: {exc}") from exc
+        line, _, self._buf = self._buf.partition(b"\n")
+        ans = json.loads(line)
+        if not ans.get("ok"):
+            raise ControlError(f"control {self.address}: {cmd}: {ans.get('error')}")
+        return ans.get("result")
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.call("status"))
+
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.call("metrics"))
+
+    def promote(self, epoch: int, lease: str | None = None) -> dict[str, Any]:
+        return dict(self.call("promote", epoch=epoch, **({"lease": lease} if lease else {})))
+
+    def fence(self, epoch: int, lease: str | None = None) -> dict[str, Any]:
+        return dict(self.call("fence", epoch=epoch, **({"lease": lease} if lease else {})))
+
+    def add_replica(self, addr: str) -> dict[str, Any]:
+        return dict(self.call("add_replica", addr=addr))
+
+    def remove_replica(self, addr: str) -> dict[str, Any]:
+        return dict(self.call("remove_replica", addr=addr))
+
+    def export_state(self, groups: list[int] | str = "all") -> dict[str, Any]:
+        return dict(self.call("export_state", groups=groups))
+
+    def import_state(self, flows: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.call("import_state", flows=flows))
+
+    def handover(self, groups: list[int], to: str, dup_to: str) -> dict[str, Any]:
+        return dict(self.call("handover", groups=groups, to=to, dup_to=dup_to))
+
+    def drain(self) -> dict[str, Any]:
+        return dict(self.call("drain"))
+
+    def shutdown(self) -> dict[str, Any]:
+        return dict(self.call("shutdown"))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self._buf = b""
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

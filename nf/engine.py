@@ -1,0 +1,1021 @@
+"""The NF engine: one worker process of an NF instance (DEFT's primary/secondary NF, multithreaded).
+
+Packet path inside a worker (one thread, one ``poll`` loop, no locks)::
+
+    data socket (stamped input) ──┐                        ┌─> DELTA to every replica ─┐
+    dup socket (replica input) ───┼─> shim + 5-tuple ─> per-flow order ─> NF logic ─> batch
+                                  │   (malformed: count)   (next expected (epoch, seq),   │
+                                  │                         reorder buffer + timeout,     │
+                                  │                         duplicates dropped once)      │
+                                  └─ not owned: replica log (discarded up to committed) ─ ┘
+                 output buffer (closed batches) ── released (raw IP socket) when every replica ACKed
+
+* Sharding: the stamper sends flow group ``g`` to ``data_port + g % workers``; each worker is a
+  process with its own sockets, flows and replication channels (to the same-index worker of each
+  replica), so throughput grows with cores and no state is shared between workers.
+* Input buffer: while ``max_inflight`` batches wait for acks, processing pauses and input queues up
+  to ``buffer_size x batch_size`` packets; beyond that it is tail-dropped and counted (DEFT).
+* Batching: a batch closes after ``batch_size`` processed packets or ``batch_timeout_ms`` after its
+  first packet. Its DELTA (changed flow states + per-flow next sequence) goes to every replica;
+  the batch's output packets leave only when every replica acknowledged it (output commit).
+  Batches are pipelined: processing continues while earlier batches await their ack.
+* Replica role: input of flows this worker does not own is logged per flow; deltas install the
+  primary's state and discard input the primary committed. ``promote`` makes the logged flows
+  owned and replays their uncommitted input in order; ``handover`` (migration) does the same for a
+  set of flow groups at a batch boundary, cooperatively with the source.
+* Fencing: every replication message carries the sender's lease epoch; a replica answers FENCED to
+  an epoch older than the newest it knows, and a primary that receives FENCED stops releasing.
+
+The instance process (:mod:`nf.instance`) starts the workers and relays control commands to them
+over a pipe; :mod:`nf.control` documents the commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from nf import flow as flowmod
+from nf import shim
+from nf.instance_config import InstanceConfig, parse_addr
+from nf.metrics import Metrics, bucket_of
+from nf.replication import protocol
+from nf.replication.primary import ReplicaChannel
+from nf.replication.replica import InboundChannel
+from nf.types import NFContext, NFLogic, create
+
+log = logging.getLogger(__name__)
+
+SEQ_REMOVED = 0xFFFFFFFF  # epoch value of a SEQ entry meaning "flow removed"
+_SHIM = shim.SHIM
+_SHIM_LEN = shim.SHIM_LEN
+_MAGIC = shim.MAGIC
+_MIN_DGRAM = shim.SHIM_LEN + 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+class FlowSeq:
+    """Ordering state of one wire flow: next expected (epoch, seq), reorder buffer, ownership."""
+
+    __slots__ = ("epoch", "gap_since", "group", "lease", "next", "owned", "pending")
+
+    def __init__(self, epoch: int, group: int, owned: bool, lease: str = "") -> None:
+        self.epoch = epoch
+        self.next = 0
+        self.group = group
+        self.owned = owned
+        self.lease = lease
+        #: (epoch, seq) -> (datagram, rx_ns, forward)
+        self.pending: dict[tuple[int, int], tuple[bytes, int, bool]] = {}
+        self.gap_since = 0
+
+
+@dataclass
+class Batch:
+    """A closed batch waiting in the output buffer for its acks."""
+
+    seq: int
+    outs: list[bytes]
+    ts: list[int]
+    n: int
+    sum_tob: int
+    close_ns: int
+
+
+@dataclass
+class PendingOp:
+    """A control command that completes later (handover, drain)."""
+
+    kind: str
+    args: dict[str, Any]
+    req: int = 0
+    batch_seq: int = 0
+    channel: ReplicaChannel | None = None
+    sent: bool = False
+    done: bool = False
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """One worker process; see the module docstring."""
+
+    def __init__(self, cfg: InstanceConfig, idx: int, ctl: Connection | None, store: Any = None) -> None:
+        self.cfg = cfg
+        self.ecfg = cfg.engine
+        self.idx = idx
+        self.ctl = ctl
+        self.store = store
+        self.m = Metrics()
+        self.c = self.m.c
+        self.role = cfg.role
+        self.lease = cfg.lease_name
+        self.epoch = cfg.epoch
+        self.known_epoch: dict[str, int] = {self.lease: cfg.epoch}
+        self.fenced = False
+        self.draining = False
+        self.running = True
+        self.nf: NFLogic = create(cfg.nf.type, NFContext(cfg.nf.section(), store, cfg.flow_groups,
+                                                         cfg.name, idx))
+        self.seqs: dict[bytes, FlowSeq] = {}
+        self.waiting: set[bytes] = set()  # owned flows with a non-empty reorder buffer
+        self.dirty_seq: set[bytes] = set()
+        self.removed_seq: set[bytes] = set()
+        self.removed_state: set[bytes] = set()
+        self.replica_of: dict[bytes, str] = {}  # state key -> lease it is a replica of
+        self.log_len = 0  # replica-logged packets
+        self.moved: dict[int, tuple[str, int]] = {}  # group -> new owner's dup address
+        self.frozen: set[int] = set()  # groups being handed over
+        self.frozen_q: list[bytes] = []
+        # batch under construction
+        self.batch_outs: list[bytes] = []
+        self.batch_ts: list[int] = []
+        self.batch_n = 0
+        self.batch_sum_tob = 0
+        self.batch_open_ns = 0
+        self.batch_seq = 0
+        self.inflight: deque[Batch] = deque()
+        self.out_len = 0
+        self.input_q: deque[tuple[bytes, int, bool]] = deque()
+        self.input_cap = self.ecfg.buffer_size * self.ecfg.batch_size
+        self.channels: list[ReplicaChannel] = []
+        self.inbound: dict[int, InboundChannel] = {}
+        self.ops: list[PendingOp] = []
+        self._req = 0
+        self._dst_cache: dict[bytes, str] = {}
+        self._last_gap_check = 0
+        self._last_store_check = 0
+        self._open_sockets()
+        for r in cfg.replicas:
+            self._add_channel(r)
+
+    # ---- sockets ---------------------------------------------------------------------------
+    def _udp(self, port: int) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with contextlib.suppress(OSError):
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.ecfg.rcvbuf_bytes)
+        s.bind((self.cfg.data_ip, port + self.idx))
+        s.setblocking(False)
+        return s
+
+    def _open_sockets(self) -> None:
+        self.data_sock = self._udp(self.cfg.data_port)
+        self.dup_sock = self._udp(self.cfg.dup_port)
+        self.egress = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        with contextlib.suppress(OSError):
+            self.egress.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, self.ecfg.rcvbuf_bytes)
+        self.fwd_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.cfg.repl_bind, self.cfg.repl_port + self.idx))
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+
+    def _add_channel(self, base: str, temporary: bool = False) -> ReplicaChannel:
+        for ch in self.channels:
+            if ch.name == base:
+                return ch
+        ip, port = parse_addr(base, "replica")
+        ch = ReplicaChannel((ip, port + self.idx), base, temporary)
+        self.channels.append(ch)
+        return ch
+
+    # ---- main loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until ``shutdown``; the only loop of the worker process."""
+        poller = select.poll()
+        data_fd, dup_fd = self.data_sock.fileno(), self.dup_sock.fileno()
+        lst_fd = self.listener.fileno()
+        ctl_fd = self.ctl.fileno() if self.ctl is not None else -1
+        registered: dict[int, int] = {}
+        inbound = self.inbound
+        while self.running:
+            want: dict[int, int] = {data_fd: select.POLLIN, dup_fd: select.POLLIN, lst_fd: select.POLLIN}
+            if ctl_fd >= 0:
+                want[ctl_fd] = select.POLLIN
+            for ch in self.channels:
+                fd = ch.fileno()
+                if fd >= 0:
+                    want[fd] = select.POLLIN | (select.POLLOUT if ch.connecting or ch.out else 0)
+            for fd, ic in inbound.items():
+                want[fd] = select.POLLIN | (select.POLLOUT if ic.out else 0)
+            for fd in [f for f in registered if f not in want]:
+                with contextlib.suppress(KeyError, ValueError):
+                    poller.unregister(fd)
+                del registered[fd]
+            for fd, ev in want.items():
+                if registered.get(fd) != ev:
+                    poller.register(fd, ev)
+                    registered[fd] = ev
+            timeout = self._timeout_ms()
+            try:
+                events = poller.poll(timeout)
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                if fd == data_fd:
+                    self._drain_socket(self.data_sock, False)
+                elif fd == dup_fd:
+                    self._drain_socket(self.dup_sock, True)
+                elif fd == ctl_fd:
+                    self._on_control()
+                elif fd == lst_fd:
+                    self._accept()
+                elif fd in inbound:
+                    self._on_inbound(inbound[fd], ev)
+                else:
+                    for ch in self.channels:
+                        if ch.fileno() == fd:
+                            self._on_channel(ch, ev)
+                            break
+            self._timers()
+        self._close()
+
+    def _timeout_ms(self) -> int:
+        now = time.time_ns()
+        t = 1000.0
+        if self.batch_n:
+            t = min(t, (self.batch_open_ns - now) / 1e6 + self.ecfg.batch_timeout_ms)
+        if self.waiting:
+            t = min(t, self.ecfg.reorder_timeout_ms / 4)
+        if self.channels:
+            t = min(t, self.ecfg.heartbeat_ms)
+        if self.ops or self.frozen:
+            t = min(t, 5.0)
+        return max(0, int(t + 0.999))
+
+    def _timers(self) -> None:
+        now = time.time_ns()
+        if self.batch_n and now - self.batch_open_ns >= self.ecfg.batch_timeout_ms * 1e6:
+            self._close_batch(now)
+        if self.waiting and now - self._last_gap_check >= self.ecfg.reorder_timeout_ms * 2.5e5:
+            self._last_gap_check = now
+            self._check_gaps(now)
+        hb_ns = self.ecfg.heartbeat_ms * 1e6
+        for ch in self.channels:
+            if not ch.connected and not ch.connecting and now >= ch.next_attempt_ns:
+                ch.start_connect(now)
+            elif ch.connected and now - ch.last_tx_ns >= hb_ns:
+                ch.send(protocol.heartbeat(self.epoch, now))
+        if self.store is not None and now - self._last_store_check > 500_000_000:
+            self._last_store_check = now
+            self._refresh_epochs()
+        if self.ops:
+            self._progress_ops()
+
+    # ---- data input ------------------------------------------------------------------------
+    def _drain_socket(self, sock: socket.socket, dup: bool) -> None:
+        recv = sock.recv
+        on = self._on_datagram
+        now = time.time_ns()
+        if not self.m.first_rx_ns:
+            self.m.first_rx_ns = now
+        n = 0
+        for _ in range(self.ecfg.recv_burst):
+            try:
+                d = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            n += 1
+            on(d, now, dup)
+        self.c["received"] += n
+
+    def _on_datagram(self, d: bytes, rx: int, dup: bool) -> None:
+        c = self.c
+        if len(d) < _MIN_DGRAM:
+            c["malformed"] += 1
+            return
+        magic, ver, _fl, _sid, _r, group, ep, seq, _ts = _SHIM.unpack_from(d)
+        if magic != _MAGIC or ver != 1:
+            c["malformed"] += 1
+            return
+        t = flowmod.parse_5tuple(d, _SHIM_LEN)
+        if t is None:
+            c["malformed"] += 1
+            return
+        key, fwd = flowmod.canonical_key(*t)
+        fs = self.seqs.get(key)
+        if fs is None:
+            if group in self.moved:
+                self._forward(d, group)
+                return
+            if group % self.cfg.workers != self.idx or group >= self.cfg.flow_groups:
+                c["malformed"] += 1
+                return
+            fs = FlowSeq(ep, group, (not dup) and self.role == "primary" and group not in self.frozen)
+            self.seqs[key] = fs
+        if fs.owned:
+            if fs.group in self.frozen:
+                self.frozen_q.append(d)
+                return
+            if self.input_q or len(self.inflight) >= self.ecfg.max_inflight or self.fenced:
+                if self.fenced:
+                    c["dropped"] += 1
+                elif len(self.input_q) >= self.input_cap:
+                    c["dropped"] += 1
+                else:
+                    self.input_q.append((d, rx, fwd))
+                    ln = len(self.input_q)
+                    if ln > self.m.in_buffer_max:
+                        self.m.in_buffer_max = ln
+                return
+            self._sequence(fs, key, fwd, d, ep, seq, rx)
+        else:
+            self._log_replica_input(fs, d, ep, seq, rx, fwd)
+
+    def _log_replica_input(self, fs: FlowSeq, d: bytes, ep: int, seq: int, rx: int, fwd: bool) -> None:
+        c = self.c
+        if (ep, seq) < (fs.epoch, fs.next):
+            c["replica_discarded"] += 1
+            return
+        if (ep, seq) in fs.pending:
+            c["duplicates"] += 1
+            return
+        if self.log_len >= self.ecfg.replica_log_max:
+            c["replica_log_overflow"] += 1
+            return
+        fs.pending[(ep, seq)] = (d, rx, fwd)
+        self.log_len += 1
+        c["replica_logged"] += 1
+
+    def _sequence(self, fs: FlowSeq, key: bytes, fwd: bool, d: bytes, ep: int, seq: int, rx: int) -> None:
+        """In-order gate of an owned flow: process, buffer, or drop as duplicate/stale."""
+        if ep == fs.epoch and seq == fs.next and not fs.pending:
+            fs.next = seq + 1  # before processing: a batch closing inside must ship the new next
+            self._process(fs, key, fwd, d, rx)
+            return
+        c = self.c
+        if ep < fs.epoch:
+            c["stale_epoch"] += 1
+            return
+        if ep == fs.epoch and seq < fs.next:
+            c["duplicates"] += 1
+            return
+        if (ep, seq) in fs.pending:
+            c["duplicates"] += 1
+            return
+        if len(fs.pending) >= self.ecfg.reorder_max:
+            self._skip_gap(fs)  # buffer full: give up the oldest gap now
+        if not fs.pending:
+            fs.gap_since = rx
+        fs.pending[(ep, seq)] = (d, rx, fwd)
+        c["reordered"] += 1
+        self._drain_flow(fs, key)
+        if fs.pending:
+            self.waiting.add(key)
+
+    def _drain_flow(self, fs: FlowSeq, key: bytes) -> None:
+        """Process buffered packets of ``fs`` while the next expected one is there."""
+        pend = fs.pending
+        progressed = False
+        while pend:
+            item = pend.pop((fs.epoch, fs.next), None)
+            if item is None:
+                # a newer stamper epoch starts at seq 0 once nothing of the old epoch is left
+                newer = [e for (e, s) in pend if e > fs.epoch and s == 0]
+                if newer and not any(e == fs.epoch for (e, _s) in pend):
+                    fs.epoch, fs.next = min(newer), 0
+                    continue
+                break
+            d, rx, fwd = item
+            fs.next += 1
+            self._process(fs, key, fwd, d, rx)
+            progressed = True
+            if len(self.inflight) >= self.ecfg.max_inflight:
+                break
+        if not pend:
+            self.waiting.discard(key)
+        elif progressed:
+            fs.gap_since = time.time_ns()
+
+    def _skip_gap(self, fs: FlowSeq) -> None:
+        if fs.pending:
+            fs.epoch, fs.next = min(fs.pending)
+            self.c["gaps_skipped"] += 1
+
+    def _check_gaps(self, now: int) -> None:
+        limit = self.ecfg.reorder_timeout_ms * 1e6
+        for key in list(self.waiting):
+            fs = self.seqs.get(key)
+            if fs is None or not fs.pending:
+                self.waiting.discard(key)
+                continue
+            if len(self.inflight) >= self.ecfg.max_inflight:
+                return
+            if now - fs.gap_since >= limit:
+                self._skip_gap(fs)
+                self._drain_flow(fs, key)
+
+    def _process(self, fs: FlowSeq, key: bytes, fwd: bool, d: bytes, rx: int) -> None:
+        c = self.c
+        t0 = time.time_ns()
+        ts = _SHIM.unpack_from(d)[8]
+        out = self.nf.process(d[_SHIM_LEN:], key, fwd, fs.group)
+        t1 = time.time_ns()
+        c["processed"] += 1
+        c["sum_in_buffer_ns"] += t0 - rx
+        c["sum_path_ns"] += rx - ts
+        c["sum_processing_ns"] += t1 - t0
+        if out is None:
+            c["nf_dropped"] += 1
+        else:
+            self.batch_outs.append(out)
+            self.batch_ts.append(ts)
+            self.batch_sum_tob += t1
+        self.dirty_seq.add(key)
+        if not self.batch_n:
+            self.batch_open_ns = t1
+        self.batch_n += 1
+        if self.batch_n >= self.ecfg.batch_size:
+            self._close_batch(t1)
+
+    # ---- batches, output commit ------------------------------------------------------------
+    def _build_delta(self) -> protocol.FlowDelta:
+        fd = protocol.FlowDelta()
+        seqs = self.seqs
+        for k in self.dirty_seq:
+            fs = seqs.get(k)
+            if fs is not None and fs.owned:
+                fd.seqs.append((k, fs.group, fs.epoch, fs.next))
+        for k in self.removed_seq:
+            fd.seqs.append((k, 0, SEQ_REMOVED, 0))
+        nf = self.nf
+        for sk in nf.dirty:
+            if sk in nf.state and sk not in self.replica_of:
+                fd.states.append((sk, nf.groups.get(sk, 0), nf.dump(sk)))
+        for sk in self.removed_state:
+            fd.states.append((sk, 0, None))
+        return fd
+
+    def _close_batch(self, now: int) -> None:
+        if not self.batch_n and not self.removed_seq:
+            return
+        self.batch_seq += 1
+        c = self.c
+        live = self.channels
+        if live:
+            frame = protocol.delta(self.epoch, self.batch_seq, self._build_delta())
+            for ch in live:
+                if ch.connected and not ch.needs_snapshot:
+                    ch.send(frame)
+                    c["deltas_sent"] += 1
+                    c["replicated_bytes"] += len(frame)
+        self.dirty_seq.clear()
+        self.nf.dirty.clear()
+        self.removed_seq.clear()
+        self.removed_state.clear()
+        b = Batch(self.batch_seq, self.batch_outs, self.batch_ts, self.batch_n, self.batch_sum_tob, now)
+        self.inflight.append(b)
+        self.out_len += len(b.outs)
+        if self.out_len > self.m.out_buffer_max:
+            self.m.out_buffer_max = self.out_len
+        c["batches"] += 1
+        self.m.hist["batch_size"][bucket_of(b.n)] += 1
+        if self.nf.global_updates:
+            c["global_updates"] = self.nf.global_updates
+        self.batch_outs, self.batch_ts, self.batch_n, self.batch_sum_tob = [], [], 0, 0
+        if not live:
+            self._release_ready()
+
+    def _committed(self) -> int:
+        """Highest batch seq acknowledged by every replica."""
+        if not self.channels:
+            return self.batch_seq
+        return min(ch.acked for ch in self.channels)
+
+    def _release_ready(self) -> None:
+        if self.fenced:
+            return
+        upto = self._committed()
+        released = False
+        while self.inflight and self.inflight[0].seq <= upto:
+            self._release(self.inflight.popleft())
+            released = True
+        if released and self.input_q:
+            self._drain_input_q()
+
+    def _release(self, b: Batch) -> None:
+        now = time.time_ns()
+        c = self.c
+        send = self.egress.sendto
+        cache = self._dst_cache
+        nbytes = 0
+        for out in b.outs:
+            dk = out[16:20]
+            dst = cache.get(dk)
+            if dst is None:
+                dst = cache[dk] = socket.inet_ntoa(dk)
+            try:
+                send(out, (dst, 0))
+            except OSError:
+                c["egress_errors"] += 1
+            nbytes += len(out)
+        n = len(b.outs)
+        self.out_len -= n
+        c["released"] += n
+        c["released_bytes"] += nbytes
+        hist = self.m.hist["latency"]
+        s = 0
+        for ts in b.ts:
+            lat = now - ts
+            s += lat
+            hist[bucket_of(lat)] += 1
+        c["sum_latency_ns"] += s
+        c["sum_out_buffer_ns"] += n * now - b.sum_tob
+        if self.channels:
+            cl = now - b.close_ns
+            c["sum_commit_ns"] += cl
+            self.m.hist["commit"][bucket_of(cl)] += 1
+        self.m.last_release_ns = now
+
+    def _drain_input_q(self) -> None:
+        q = self.input_q
+        maxin = self.ecfg.max_inflight
+        while q and len(self.inflight) < maxin and not self.fenced:
+            d, rx, fwd = q.popleft()
+            t = flowmod.parse_5tuple(d, _SHIM_LEN)
+            if t is None:
+                continue
+            key, _ = flowmod.canonical_key(*t)
+            fs = self.seqs.get(key)
+            if fs is None or not fs.owned:
+                continue
+            if fs.group in self.frozen:
+                self.frozen_q.append(d)
+                continue
+            _m, _v, _f, _s, _r, _g, ep, seq, _ts = _SHIM.unpack_from(d)
+            self._sequence(fs, key, fwd, d, ep, seq, rx)
+        if len(self.inflight) < maxin:
+            for key in list(self.waiting):
+                fs = self.seqs.get(key)
+                if fs is not None:
+                    self._drain_flow(fs, key)
+
+    # ---- replication: primary side ----------------------------------------------------------
+    def _on_channel(self, ch: ReplicaChannel, ev: int) -> None:
+        if ch.connecting and ev & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+            if ch.finish_connect():
+                self._send_snapshot(ch)
+            return
+        if ev & select.POLLOUT:
+            ch.flush()
+        if ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
+            for msg in ch.on_readable():
+                if isinstance(msg, protocol.Ack):
+                    if msg.fenced:
+                        self._fence_self(msg.epoch, f"replica {ch.name} knows epoch {msg.epoch}")
+                    elif msg.batch_seq > ch.acked:
+                        ch.acked = msg.batch_seq
+                        self._release_ready()
+                        if self.ops:
+                            self._progress_ops()
+                    else:  # a repeated seq acknowledges a HANDOVER
+                        for op in self.ops:
+                            if op.kind == "handover" and op.sent and op.channel is ch \
+                                    and op.batch_seq == msg.batch_seq and not op.done:
+                                self._finish_handover(op)
+                        self._progress_ops()
+
+    def _send_snapshot(self, ch: ReplicaChannel) -> None:
+        """HELLO + full state in chunks; its ack covers every batch closed so far."""
+        self._close_batch(time.time_ns())
+        ch.send(protocol.hello(self.lease, self.cfg.name, self.epoch, self.cfg.workers, self.idx,
+                               self.cfg.flow_groups))
+        entries = protocol.FlowDelta()
+        for k, fs in self.seqs.items():
+            if fs.owned:
+                entries.seqs.append((k, fs.group, fs.epoch, fs.next))
+        nf = self.nf
+        for sk in list(nf.state):
+            if sk not in self.replica_of:
+                entries.states.append((sk, nf.groups.get(sk, 0), nf.dump(sk)))
+        chunk = 4096
+        total = max(len(entries.seqs), len(entries.states))
+        first = True
+        for i in range(0, max(total, 1), chunk):
+            part = protocol.FlowDelta(entries.seqs[i:i + chunk], entries.states[i:i + chunk])
+            flags = (protocol.SNAP_FIRST if first else 0) | (protocol.SNAP_LAST if i + chunk >= total else 0)
+            frame = protocol.snapshot(self.epoch, self.batch_seq, flags, part)
+            ch.send(frame)
+            self.c["replicated_bytes"] += len(frame)
+            first = False
+        ch.needs_snapshot = False
+
+    def _fence_self(self, epoch: int, why: str) -> None:
+        if not self.fenced:
+            log.warning("worker %d of %s fenced (%s): dropping %d unreleased batches", self.idx,
+                        self.cfg.name, why, len(self.inflight))
+        self.fenced = True
+        self.c["fenced_nacks"] += 1
+        self.known_epoch[self.lease] = max(self.known_epoch.get(self.lease, 0), epoch)
+        self.inflight.clear()
+        self.out_len = 0
+        self.input_q.clear()
+
+    # ---- replication: replica side ----------------------------------------------------------
+    def _accept(self) -> None:
+        while True:
+            try:
+                s, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            ic = InboundChannel(s, peer)
+            self.inbound[ic.fileno()] = ic
+
+    def _on_inbound(self, ic: InboundChannel, ev: int) -> None:
+        if ev & select.POLLOUT:
+            ic.flush()
+        if ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
+            try:
+                msgs = ic.read()
+            except protocol.ProtocolError as exc:
+                log.warning("replication from %s: %s; closing", ic.peer, exc)
+                msgs = []
+            for msg in msgs:
+                self._on_replication(ic, msg)
+        if ic.closed:
+            self.inbound = {fd: x for fd, x in self.inbound.items() if x is not ic}
+
+    def _lease_epoch(self, lease: str) -> int:
+        return self.known_epoch.get(lease, 0)
+
+    def _on_replication(self, ic: InboundChannel, msg: protocol.Message) -> None:
+        if isinstance(msg, protocol.Hello):
+            if msg.workers != self.cfg.workers or msg.worker != self.idx or msg.flow_groups != self.cfg.flow_groups:
+                log.error("replication HELLO from %s (%s): workers=%d worker=%d flow_groups=%d do not match "
+                          "this instance (workers=%d worker=%d flow_groups=%d); closing", ic.peer,
+                          msg.instance, msg.workers, msg.worker, msg.flow_groups, self.cfg.workers,
+                          self.idx, self.cfg.flow_groups)
+                ic.close()
+                return
+            ic.hello = msg
+            if self.store is not None:
+                self._refresh_epochs([msg.lease])
+            return
+        if ic.hello is None:
+            log.warning("replication from %s: %s before HELLO; closing", ic.peer, type(msg).__name__)
+            ic.close()
+            return
+        lease = ic.hello.lease
+        if isinstance(msg, protocol.Heartbeat):
+            ic.send(protocol.heartbeat(self._lease_epoch(lease), msg.t_ns))
+            return
+        if isinstance(msg, protocol.Ack):
+            return
+        known = self._lease_epoch(lease)
+        if msg.epoch < known:
+            self.c["fenced_nacks"] += 1
+            ic.send(protocol.fenced(known, msg.batch_seq))
+            return
+        self.known_epoch[lease] = msg.epoch
+        if isinstance(msg, protocol.Delta):
+            if msg.snapshot_flags:
+                if msg.snapshot_flags & protocol.SNAP_FIRST:
+                    self._drop_replica_lease(lease)
+                self._apply(lease, msg.entries)
+                if msg.snapshot_flags & protocol.SNAP_LAST:
+                    ic.send(protocol.ack(msg.epoch, msg.batch_seq))
+            else:
+                self._apply(lease, msg.entries)
+                ic.send(protocol.ack(msg.epoch, msg.batch_seq))
+            self.c["deltas_applied"] += 1
+        elif isinstance(msg, protocol.Handover):
+            n = self._adopt(set(msg.groups), None)
+            self.c["migrations_in"] += len(msg.groups)
+            log.info("worker %d took over %d flows of groups %s from %s", self.idx, n, msg.groups,
+                     ic.hello.instance)
+            ic.send(protocol.ack(msg.epoch, msg.batch_seq))
+
+    def _drop_replica_lease(self, lease: str) -> None:
+        for sk in [k for k, ls in self.replica_of.items() if ls == lease]:
+            self.nf.remove(sk)
+            del self.replica_of[sk]
+
+    def _apply(self, lease: str, entries: protocol.FlowDelta) -> None:
+        c = self.c
+        seqs = self.seqs
+        for k, g, ep, nxt in entries.seqs:
+            fs = seqs.get(k)
+            if ep == SEQ_REMOVED:
+                if fs is not None and not fs.owned:
+                    self.log_len -= len(fs.pending)
+                    del seqs[k]
+                continue
+            if fs is None:
+                fs = seqs[k] = FlowSeq(ep, g, False, lease)
+            elif fs.owned:
+                continue
+            fs.lease = lease
+            fs.epoch, fs.next = ep, nxt
+            if fs.pending:
+                old = [p for p in fs.pending if p < (ep, nxt)]
+                for p in old:
+                    del fs.pending[p]
+                self.log_len -= len(old)
+                c["replica_discarded"] += len(old)
+        nf = self.nf
+        for sk, g, blob in entries.states:
+            if sk in nf.state and sk not in self.replica_of:
+                continue  # we own it (a stale delta from a fenced or former owner)
+            if blob is None:
+                nf.remove(sk)
+                self.replica_of.pop(sk, None)
+            else:
+                nf.load(sk, g, blob)
+                self.replica_of[sk] = lease
+
+    def _adopt(self, groups: set[int] | None, lease: str | None) -> int:
+        """Own the replica flows of ``groups`` (or of ``lease``, or all) and replay their input."""
+        n = 0
+        for sk in list(self.replica_of):
+            if (groups is None or self.nf.groups.get(sk) in groups) and (
+                    lease is None or self.replica_of[sk] in (lease, "")):
+                del self.replica_of[sk]
+        for key, fs in self.seqs.items():
+            if fs.owned:
+                continue
+            if groups is not None and fs.group not in groups:
+                continue
+            if lease is not None and fs.lease not in (lease, ""):
+                continue
+            fs.owned = True
+            n += 1
+            self.log_len -= len(fs.pending)
+            self.c["replayed"] += len(fs.pending)
+            if fs.pending:
+                fs.gap_since = time.time_ns()
+                self._drain_flow(fs, key)
+                if fs.pending:
+                    self.waiting.add(key)
+        return n
+
+    def _refresh_epochs(self, leases: list[str] | None = None) -> None:
+        """Raise known epochs to the store's lease epochs (fencing even without a FENCED message)."""
+        from nf.store import keys  # noqa: PLC0415 - only with a store
+        names = leases if leases is not None else list(self.known_epoch)
+        for lease in names:
+            try:
+                info = self.store.current(keys.lease(lease))
+            except Exception as exc:  # store down: keep the known epochs
+                log.debug("lease %s: store check failed: %s", lease, exc)
+                continue
+            if info is None:
+                continue
+            if info.epoch > self.known_epoch.get(lease, 0):
+                self.known_epoch[lease] = info.epoch
+            if lease == self.lease and self.role == "primary" and info.epoch > self.epoch:
+                self._fence_self(info.epoch, f"store lease {lease} is at epoch {info.epoch}")
+
+    # ---- migration -----------------------------------------------------------------------------
+    def _forward(self, d: bytes, group: int) -> None:
+        addr = self.moved[group]
+        try:
+            self.fwd_sock.sendto(shim.set_flags(d, shim.FLAG_FORWARDED), addr)
+            self.c["forwarded"] += 1
+        except OSError:
+            self.c["egress_errors"] += 1
+
+    def _progress_ops(self) -> None:
+        for op in list(self.ops):
+            if op.kind == "handover":
+                self._progress_handover(op)
+            elif op.kind == "drain":
+                if not self.inflight and not self.batch_n:
+                    op.done = True
+                    op.result = {"drained": True}
+            if op.done:
+                self.ops.remove(op)
+                if self.ctl is not None:
+                    self.ctl.send((op.req, True, op.result))
+
+    def _progress_handover(self, op: PendingOp) -> None:
+        ch = op.channel
+        assert ch is not None
+        if not op.sent:
+            # every batch with these flows must be acked by the target AND released here first
+            if ch.needs_snapshot or ch.acked < op.batch_seq or (self.inflight and self.inflight[0].seq <= op.batch_seq):
+                return
+            groups: set[int] = op.args["groups"]
+            ch.send(protocol.handover(self.epoch, op.batch_seq, groups))
+            op.sent = True
+
+    def start_handover(self, groups: set[int], to: str, dup_to: str) -> PendingOp:
+        """Begin moving ``groups`` to instance ``to`` (its repl base address); completes async."""
+        mine = {g for g in groups if g % self.cfg.workers == self.idx}
+        existing = any(ch.name == to for ch in self.channels)
+        ch = self._add_channel(to, temporary=not existing)
+        self.frozen |= mine
+        self._close_batch(time.time_ns())
+        op = PendingOp("handover", {"groups": mine, "to": to, "dup_to": dup_to}, self._req, self.batch_seq, ch)
+        self.ops.append(op)
+        return op
+
+    def _finish_handover(self, op: PendingOp) -> None:
+        groups: set[int] = op.args["groups"]
+        dip, dport = parse_addr(op.args["dup_to"], "dup_to")
+        addr = (dip, dport + self.idx)
+        for g in groups:
+            self.moved[g] = addr
+        moved_flows = 0
+        leftovers: list[bytes] = []
+        for key in [k for k, fs in self.seqs.items() if fs.group in groups]:
+            fs = self.seqs.pop(key)
+            self.waiting.discard(key)
+            leftovers.extend(d for d, _rx, _f in fs.pending.values())
+            if fs.owned:
+                self.removed_seq.add(key)
+                moved_flows += 1
+        for sk in self.nf.keys_in_groups(groups):
+            self.nf.remove(sk)
+            if self.replica_of.pop(sk, None) is None:
+                self.removed_state.add(sk)
+        self.frozen -= groups
+        for d in leftovers + self.frozen_q:
+            self._forward(d, _SHIM.unpack_from(d)[5])
+        self.frozen_q = [d for d in self.frozen_q if _SHIM.unpack_from(d)[5] in self.frozen]
+        self.c["migrations_out"] += len(groups)
+        ch = op.channel
+        if ch is not None and ch.temporary:
+            ch.close()
+            self.channels.remove(ch)
+            self._release_ready()
+        op.done = True
+        op.result = {"groups": sorted(groups), "flows": moved_flows, "batch_seq": op.batch_seq}
+
+    # ---- control -------------------------------------------------------------------------------
+    def _on_control(self) -> None:
+        assert self.ctl is not None
+        try:
+            req, cmd, args = self.ctl.recv()
+        except (EOFError, OSError):
+            self.running = False
+            return
+        self._req = req
+        try:
+            res = self.command(cmd, args)
+        except Exception as exc:  # a bad command must never kill the worker
+            log.exception("command %s failed", cmd)
+            self.ctl.send((req, False, f"{type(exc).__name__}: {exc}"))
+            return
+        if res is not None:
+            self.ctl.send((req, True, res))
+
+    def command(self, cmd: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Execute a control command; ``None`` means the reply is sent later (handover, drain)."""
+        if cmd == "status":
+            return self.status()
+        if cmd == "metrics":
+            return self.m.snapshot()
+        if cmd == "promote":
+            return self.promote(int(args["epoch"]), args.get("lease") or self.lease)
+        if cmd == "fence":
+            lease = args.get("lease") or self.lease
+            ep = int(args["epoch"])
+            self.known_epoch[lease] = max(self.known_epoch.get(lease, 0), ep)
+            if lease == self.lease and self.role == "primary" and ep > self.epoch:
+                self._fence_self(ep, "fence command")
+            return {"lease": lease, "known_epoch": self.known_epoch[lease], "fenced": self.fenced}
+        if cmd == "add_replica":
+            self._add_channel(str(args["addr"]))
+            return {"replicas": [ch.name for ch in self.channels]}
+        if cmd == "remove_replica":
+            keep = []
+            for ch in self.channels:
+                if ch.name == args["addr"]:
+                    ch.close()
+                else:
+                    keep.append(ch)
+            self.channels = keep
+            self._release_ready()
+            return {"replicas": [ch.name for ch in self.channels]}
+        if cmd == "export_state":
+            return self.export_state(_groups(args.get("groups")))
+        if cmd == "import_state":
+            return {"imported": self.import_state(args["flows"])}
+        if cmd == "handover":
+            groups = _groups(args["groups"]) or set()
+            op = self.start_handover(groups, str(args["to"]), str(args["dup_to"]))
+            if not op.args["groups"]:
+                self.ops.remove(op)
+                return {"groups": [], "flows": 0, "batch_seq": op.batch_seq}
+            self._progress_ops()
+            return None
+        if cmd == "drain":
+            self._close_batch(time.time_ns())
+            op = PendingOp("drain", {}, self._req)
+            self.ops.append(op)
+            self._progress_ops()
+            return None
+        if cmd == "shutdown":
+            self.running = False
+            return {"stopping": True}
+        raise ValueError(f"unknown command {cmd!r}")
+
+    def promote(self, epoch: int, lease: str) -> dict[str, Any]:
+        """Secondary -> primary for ``lease`` at ``epoch``: own the replica flows, replay their
+        uncommitted input in order, then serve (new flows on the data port are owned)."""
+        if epoch < self._lease_epoch(lease):
+            raise ValueError(f"promote: epoch {epoch} is not newer than the known epoch "
+                             f"{self._lease_epoch(lease)} of lease {lease!r}")
+        self.known_epoch[lease] = epoch
+        self.lease = lease
+        self.epoch = epoch
+        self.role = "primary"
+        self.fenced = False
+        for ic in list(self.inbound.values()):
+            if ic.hello is not None and ic.hello.lease == lease:
+                ic.close()
+        self.inbound = {fd: ic for fd, ic in self.inbound.items() if not ic.closed}
+        replay_before = self.c["replayed"]
+        n = self._adopt(None, lease)
+        self.c["failovers"] += 1
+        for ch in self.channels:
+            ch.needs_snapshot = True  # new epoch: replicas get a fresh snapshot
+            if ch.connected:
+                self._send_snapshot(ch)
+        return {"role": self.role, "epoch": epoch, "flows": n, "replayed": self.c["replayed"] - replay_before}
+
+    def export_state(self, groups: set[int] | None) -> dict[str, Any]:
+        nf = self.nf
+        flows = []
+        for sk in nf.keys_in_groups(groups):
+            flows.append({"key": flowmod.key_to_str(sk), "group": nf.groups.get(sk, 0),
+                          "state": nf.dump(sk).hex(), "view": nf.describe(sk),
+                          "replica_of": self.replica_of.get(sk)})
+        seqs = [{"key": flowmod.key_to_str(k), "group": fs.group, "epoch": fs.epoch, "next": fs.next,
+                 "owned": fs.owned}
+                for k, fs in self.seqs.items() if groups is None or fs.group in groups]
+        return {"flows": flows, "seqs": seqs}
+
+    def import_state(self, data: dict[str, Any]) -> int:
+        """Install exported flows as *owned* (cold migration / rebuild from a checkpoint)."""
+        n = 0
+        for f in data.get("flows", []):
+            sk = flowmod.key_from_str(f["key"])
+            if int(f["group"]) % self.cfg.workers != self.idx:
+                continue
+            self.nf.load(sk, int(f["group"]), bytes.fromhex(f["state"]))
+            self.replica_of.pop(sk, None)
+            self.nf.dirty.add(sk)
+            n += 1
+        for s in data.get("seqs", []):
+            k = flowmod.key_from_str(s["key"])
+            if int(s["group"]) % self.cfg.workers != self.idx:
+                continue
+            fs = self.seqs.get(k) or FlowSeq(int(s["epoch"]), int(s["group"]), True)
+            fs.owned = True
+            fs.epoch, fs.next = int(s["epoch"]), int(s["next"])
+            self.seqs[k] = fs
+            self.dirty_seq.add(k)
+        return n
+
+    def status(self) -> dict[str, Any]:
+        now = time.time_ns()
+        owned = sum(1 for fs in self.seqs.values() if fs.owned)
+        return {
+            "worker": self.idx, "role": self.role, "lease": self.lease, "epoch": self.epoch,
+            "fenced": self.fenced, "known_epochs": dict(self.known_epoch),
+            "flows_owned": owned, "flows_replica": len(self.seqs) - owned,
+            "states": len(self.nf.state), "states_replica": len(self.replica_of),
+            "batch_seq": self.batch_seq, "inflight_batches": len(self.inflight),
+            "input_queue": len(self.input_q), "replica_log": self.log_len,
+            "moved_groups": sorted(self.moved), "frozen_groups": sorted(self.frozen),
+            "replicas": [{"addr": ch.name, "connected": ch.connected, "acked": ch.acked,
+                          "lag_batches": self.batch_seq - ch.acked,
+                          "last_rx_ms": (now - ch.last_rx_ns) / 1e6 if ch.last_rx_ns else None,
+                          "error": ch.last_error} for ch in self.channels],
+            "primaries": [{"peer": f"{ic.peer[0]}:{ic.peer[1]}",
+                           "instance": ic.hello.instance if ic.hello else None,
+                           "lease": ic.hello.lease if ic.hello else None}
+                          for ic in self.inbound.values()],
+        }
+
+    def _close(self) -> None:
+        for ch in self.channels:
+            ch.close()
+        for ic in self.inbound.values():
+            ic.close()
+        for s in (self.data_sock, self.dup_sock, self.egress, self.fwd_sock, self.listener):
+            with contextlib.suppress(OSError):
+                s.close()
+        self.nf.close()
+
+
+def _groups(value: Any) -> set[int] | None:
+    if value is None or value == "all":
+        return None
+    if isinstance(value, int):
+        return {value}
+    return {int(v) for v in value}
+

@@ -1,0 +1,384 @@
+"""Failure detection (DEFT's FDU) and failover orchestration.
+
+Failure detector (:class:`FailureDetector`): for every instance group (lease) in the steering
+table it heartbeats the group's primary — a ``status`` request on the instance's control API every
+``interval_ms`` with a ``timeout_ms`` deadline — and renews the primary's lease in the store while
+it answers. ``miss_threshold`` consecutive misses (timeout, refused connection, error) declare the
+primary failed. With the defaults (50 ms x 3) a crashed primary is detected in 100-150 ms; a
+killed process refuses connections at once, so detection is usually bounded by the interval.
+
+Failover (:meth:`FailoverOrchestrator.fail_over`), in this order:
+
+1. **Lease CAS**: ``takeover(lease, secondary, expected_epoch, ttl)`` -> ``epoch + 1``. Exactly one
+   of several racing detectors wins; the others see the epoch moved and stop.
+2. **Promote** the secondary at the new epoch: it owns the group's flows and replays its buffered,
+   uncommitted input in (epoch, seq) order — nothing the old primary committed is lost, nothing
+   is applied twice (the deltas told the secondary what was committed).
+3. **Fence** the old primary (best effort: it is usually dead). Split brain is impossible even if
+   it is only partitioned: its replica now knows the new epoch and answers FENCED instead of ACK,
+   so it can never release another batch (output commit), and its own store check sees the lease
+   epoch moved.
+4. **Re-steer**: the steering entries of the group point at the new primary (epoch-guarded CAS);
+   stampers and every host's OVS programmer follow within one poll interval.
+5. **New secondary** on another host through the pluggable :class:`~nf.launcher.InstanceLauncher`;
+   steering duplicates to it, then ``add_replica`` gives it a snapshot and every later delta.
+
+Every step's time is recorded in :class:`FailoverReport` (``bench/failover_time.py`` measures
+detect -> first packet released by the new primary).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from nf.control import ControlClient, ControlError
+from nf.launcher import InstanceLauncher, LaunchSpec, forget_instance, lookup_instance
+from nf.steering import Endpoint, SteeringEntry, SteeringTable
+from nf.store import keys as keyspace
+from nf.store.base import PrefixWatcher, StateStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Heartbeat settings: ``interval_ms`` between heartbeats, ``timeout_ms`` per heartbeat,
+    ``miss_threshold`` consecutive misses that declare failure, ``lease_ttl_ms`` of the primary's
+    lease (renewed on every answered heartbeat)."""
+
+    interval_ms: float = 50.0
+    timeout_ms: float = 50.0
+    miss_threshold: int = 3
+    lease_ttl_ms: int = 2000
+    #: create a replacement secondary after a failover
+    replace_secondary: bool = True
+
+    def __post_init__(self) -> None:
+        if self.interval_ms <= 0 or self.timeout_ms <= 0:
+            raise ValueError("interval_ms and timeout_ms must be > 0")
+        if self.miss_threshold < 1:
+            raise ValueError(f"miss_threshold must be >= 1, got {self.miss_threshold}")
+        if self.lease_ttl_ms <= self.interval_ms * self.miss_threshold:
+            raise ValueError("lease_ttl_ms must exceed interval_ms x miss_threshold")
+
+
+@dataclass
+class FailoverReport:
+    """What one failover did, with monotonic timestamps (ns) of each step."""
+
+    service: str
+    lease: str
+    old_primary: str
+    new_primary: str
+    epoch: int
+    groups: list[str]
+    t_detect_ns: int
+    t_lease_ns: int = 0
+    t_promote_ns: int = 0
+    t_steer_ns: int = 0
+    t_secondary_ns: int = 0
+    replayed: int = 0
+    new_secondary: str | None = None
+    error: str | None = None
+
+    def ms(self, t_ns: int) -> float:
+        return (t_ns - self.t_detect_ns) / 1e6 if t_ns else float("nan")
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """The steering entries of one lease, as the detector sees them."""
+
+    service: str
+    lease: str
+    epoch: int
+    primary: Endpoint
+    secondaries: tuple[Endpoint, ...]
+    groups: tuple[str, ...]
+
+
+def group_views(entries: list[SteeringEntry]) -> dict[str, GroupView]:
+    """Steering entries grouped by lease (entries without a lease use the primary's name)."""
+    views: dict[str, GroupView] = {}
+    for e in entries:
+        lease = e.lease or e.primary.instance
+        v = views.get(lease)
+        if v is None or e.epoch > v.epoch:
+            views[lease] = GroupView(e.service, lease, e.epoch, e.primary, e.secondaries, (e.group,))
+        elif e.epoch == v.epoch and e.primary == v.primary:
+            views[lease] = replace(v, groups=(*v.groups, e.group))
+    return views
+
+
+class FailoverOrchestrator:
+    """Carries out a failover of one lease (see the module docstring for the steps)."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        launcher: InstanceLauncher | None,
+        lease_ttl_ms: int = 2000,
+        control_timeout_s: float = 10.0,
+        namer: Callable[[str, int], str] | None = None,
+    ) -> None:
+        self.store = store
+        self.table = SteeringTable(store)
+        self.launcher = launcher
+        self.lease_ttl_ms = lease_ttl_ms
+        self.control_timeout_s = control_timeout_s
+        self.namer = namer or (lambda lease, epoch: f"{lease}-e{epoch}")
+        self.reports: list[FailoverReport] = []
+
+    def fail_over(self, view: GroupView, t_detect_ns: int | None = None, replace_secondary: bool = True
+                  ) -> FailoverReport | None:
+        """Fail ``view.primary`` over to its first secondary; ``None`` when another detector won."""
+        t0 = t_detect_ns or time.monotonic_ns()
+        if not view.secondaries:
+            log.error("lease %s: primary %s failed and has no secondary: flows of groups %s are lost "
+                      "(rebuild from checkpoints with nf.checkpoint)", view.lease, view.primary.instance,
+                      ",".join(view.groups))
+            return None
+        sec = view.secondaries[0]
+        rep = FailoverReport(view.service, view.lease, view.primary.instance, sec.instance, 0,
+                             list(view.groups), t0)
+        # 1. lease CAS: exactly one detector proceeds
+        lease_key = keyspace.lease(view.lease)
+        epoch = self.store.takeover(lease_key, sec.instance, view.epoch, self.lease_ttl_ms)
+        if epoch is None:
+            log.info("lease %s: another detector failed over first", view.lease)
+            return None
+        rep.epoch = epoch
+        rep.t_lease_ns = time.monotonic_ns()
+        # 2. promote
+        try:
+            with ControlClient(sec.control, timeout_s=self.control_timeout_s) as cc:
+                res = cc.promote(epoch, lease=view.lease)
+            rep.replayed = int(res.get("replayed", 0)) if isinstance(res, dict) else 0
+        except ControlError as exc:
+            rep.error = f"promote {sec.instance}: {exc}"
+            log.error("lease %s: %s", view.lease, rep.error)
+            self.reports.append(rep)
+            return rep
+        rep.t_promote_ns = time.monotonic_ns()
+        # 4. re-steer at once (the new primary has no replica yet: nothing to duplicate)
+        rest = tuple(s for s in view.secondaries[1:])
+        self.table.repoint(view.service, view.groups, sec, rest, epoch, lease=view.lease)
+        rep.t_steer_ns = time.monotonic_ns()
+        log.info("lease %s: %s -> %s at epoch %d (promote %.1f ms, steering %.1f ms after detection)",
+                 view.lease, view.primary.instance, sec.instance, epoch, rep.ms(rep.t_promote_ns),
+                 rep.ms(rep.t_steer_ns))
+        # 3. fence the old primary (best effort, off the critical path)
+        threading.Thread(target=self._fence, args=(view.primary, epoch, view.lease), daemon=True).start()
+        # 5. replacement secondary
+        if replace_secondary and self.launcher is not None and not rest:
+            try:
+                rep.new_secondary = self.add_secondary(view, sec, epoch)
+                rep.t_secondary_ns = time.monotonic_ns()
+            except Exception as exc:  # the service runs; only its redundancy is missing
+                rep.error = f"new secondary: {exc}"
+                log.error("lease %s: could not create a new secondary: %s", view.lease, exc)
+        self.reports.append(rep)
+        return rep
+
+    def _fence(self, old: Endpoint, epoch: int, lease: str) -> None:
+        try:
+            with ControlClient(old.control, timeout_s=0.5) as cc:
+                cc.fence(epoch, lease=lease)
+            log.warning("lease %s: old primary %s was alive and is now fenced at epoch %d",
+                        lease, old.instance, epoch)
+        except ControlError:
+            pass  # dead, as expected
+        if self.launcher is not None:
+            try:
+                self.launcher.stop(old.instance)
+            except Exception as exc:
+                log.debug("stop %s: %s", old.instance, exc)
+        forget_instance(self.store, old.instance)
+
+    def add_secondary(self, view: GroupView, primary: Endpoint, epoch: int) -> str:
+        """Start a secondary for ``primary`` on another host, duplicate to it, attach it as replica."""
+        assert self.launcher is not None
+        known = lookup_instance(self.store, primary.instance)
+        base = known[0] if known else LaunchSpec(name=primary.instance, lease=view.lease,
+                                                 workers=primary.workers)
+        name = self.namer(view.lease, epoch)
+        spec = replace(base, name=name, lease=view.lease, role="secondary", epoch=epoch, replicas=(),
+                       exclude_hosts=(primary.host, view.primary.host))
+        ep = self.launcher.launch(spec)
+        # duplicate first, then replicate: input the new primary has not processed yet is already
+        # being copied when the snapshot is taken
+        self.table.repoint(view.service, view.groups, primary, (ep,), epoch, lease=view.lease)
+        with ControlClient(primary.control, timeout_s=self.control_timeout_s) as cc:
+            cc.add_replica(ep.repl_addr)
+        log.info("lease %s: new secondary %s on %s", view.lease, name, ep.host)
+        return name
+
+
+class FailureDetector:
+    """Heartbeats every lease's primary (from the steering table) and triggers failovers."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        orchestrator: FailoverOrchestrator,
+        config: DetectorConfig | None = None,
+        service: str | None = None,
+    ) -> None:
+        self.store = store
+        self.orch = orchestrator
+        self.cfg = config or DetectorConfig()
+        self.service = service
+        self._views: dict[str, GroupView] = {}
+        self._views_lock = threading.Lock()
+        self._monitors: dict[str, threading.Thread] = {}
+        self._stop = threading.Event()
+        self._watcher: PrefixWatcher | None = None
+        self.heartbeats = 0
+        self.misses = 0
+        self.detections: list[tuple[str, int]] = []
+
+    def _on_steering(self, raw: dict[str, bytes]) -> None:
+        from nf.steering import decode_entries  # noqa: PLC0415 - avoid a cycle at import time
+
+        views = group_views(decode_entries(raw))
+        with self._views_lock:
+            self._views = views
+        for lease in views:
+            t = self._monitors.get(lease)
+            if t is None or not t.is_alive():
+                t = threading.Thread(target=self._monitor, args=(lease,), name=f"fdu:{lease}", daemon=True)
+                self._monitors[lease] = t
+                t.start()
+
+    def view(self, lease: str) -> GroupView | None:
+        with self._views_lock:
+            return self._views.get(lease)
+
+    def _monitor(self, lease: str) -> None:
+        interval = self.cfg.interval_ms / 1000.0
+        misses = 0
+        client: ControlClient | None = None
+        watched: Endpoint | None = None
+        while not self._stop.is_set():
+            t_next = time.monotonic() + interval
+            v = self.view(lease)
+            if v is None:
+                return
+            if watched != v.primary:
+                if client is not None:
+                    client.close()
+                watched, misses = v.primary, 0
+                client = ControlClient(v.primary.control, timeout_s=self.cfg.timeout_ms / 1000.0)
+            assert client is not None
+            try:
+                client.status()
+                self.heartbeats += 1
+                misses = 0
+                self._renew(v)
+            except ControlError:
+                client.close()
+                misses += 1
+                self.misses += 1
+                if misses >= self.cfg.miss_threshold:
+                    t_detect = time.monotonic_ns()
+                    self.detections.append((lease, t_detect))
+                    log.warning("FDU: primary %s of lease %s missed %d heartbeats: failing over",
+                                v.primary.instance, lease, misses)
+                    try:
+                        self.orch.fail_over(v, t_detect, self.cfg.replace_secondary)
+                    except (StoreError, ControlError) as exc:
+                        log.error("FDU: failover of lease %s failed: %s (will retry)", lease, exc)
+                    misses = 0
+                    self._refresh()
+            self._stop.wait(max(0.0, t_next - time.monotonic()))
+        if client is not None:
+            client.close()
+
+    def _renew(self, v: GroupView) -> None:
+        key = keyspace.lease(v.lease)
+        try:
+            if not self.store.renew(key, v.primary.instance, v.epoch, self.cfg.lease_ttl_ms):
+                cur = self.store.current(key)
+                if cur is None or (cur.owner in (None, v.primary.instance) and cur.epoch == v.epoch):
+                    self.store.acquire(key, v.primary.instance, self.cfg.lease_ttl_ms)
+        except StoreError as exc:
+            log.warning("FDU: lease %s renew failed: %s", v.lease, exc)
+
+    def _refresh(self) -> None:
+        from nf.steering import SteeringTable  # noqa: PLC0415
+
+        try:
+            entries = SteeringTable(self.store).entries(self.service)
+        except StoreError:
+            return
+        with self._views_lock:
+            self._views = group_views(entries)
+
+    def start(self) -> FailureDetector:
+        self._watcher = PrefixWatcher(
+            self.store, keyspace.steering_prefix(self.service), self._on_steering,
+            interval_ms=max(10, int(self.cfg.interval_ms)), name="fdu:steering",
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+        for t in self._monitors.values():
+            t.join(2.0)
+
+    def __enter__(self) -> FailureDetector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Deployment:
+    """A primary/secondary pair started by :func:`deploy_pair`."""
+
+    service: str
+    lease: str
+    epoch: int
+    primary: Endpoint
+    secondary: Endpoint
+    groups: list[str] = field(default_factory=list)
+
+
+def deploy_pair(
+    store: StateStore,
+    launcher: InstanceLauncher,
+    service: str,
+    lease: str,
+    groups: list[str],
+    spec: LaunchSpec,
+    lease_ttl_ms: int = 2000,
+    primary_host: str | None = None,
+) -> Deployment:
+    """Start a primary and a secondary of ``lease`` on two hosts, take the lease, write steering.
+
+    ``spec`` is the template (nf section, workers, engine); names are ``<lease>-p`` / ``<lease>-s``.
+    The lease's epoch comes from the store (a redeployed lease continues its epochs).
+    """
+    key = keyspace.lease(lease)
+    pname = f"{lease}-p{int(time.time()) % 100000}"
+    epoch = store.acquire(key, pname, lease_ttl_ms)
+    if epoch is None:
+        cur = store.current(key)
+        raise RuntimeError(f"lease {lease} is held by {cur.owner if cur else '?'}: not deploying over it")
+    sspec = replace(spec, name=f"{lease}-s{epoch}", lease=lease, role="secondary", epoch=epoch, replicas=())
+    sec = launcher.launch(replace(sspec, exclude_hosts=(primary_host,) if primary_host else ()))
+    pspec = replace(spec, name=pname, lease=lease, role="primary", epoch=epoch, replicas=(sec.repl_addr,),
+                    exclude_hosts=(sec.host,))
+    prim = launcher.launch(pspec, host=primary_host)
+    table = SteeringTable(store)
+    for g in groups:
+        table.put(SteeringEntry(service=service, group=str(g), primary=prim, secondaries=(sec,), epoch=epoch,
+                                lease=lease))
+    return Deployment(service, lease, epoch, prim, sec, list(groups))

@@ -1,0 +1,164 @@
+"""Baseline placement policies (anchors.md B.2), vectorised over the batch with numpy.
+
+All threshold-triggered baselines look at the hottest up host (estimated utilisation from the current
+placement and the last measured rates); if it is above the overload threshold (80 %, the thesis'
+definition) they move one VNF off it per step and differ only in *which* VNF goes *where*:
+
+* ``first-fit``: the hottest host's largest VNF -> the first host (index order) where it fits under
+  the threshold.
+* ``best-fit``: same VNF -> the feasible host with the least room left under the threshold.
+* ``least-loaded``: the VNF whose move to the least-loaded host minimises the larger of the two hosts'
+  utilisations -> the least-loaded host (a greedy min-max step; moves only when that strictly improves).
+* ``thesis-80``: the thesis' "Algorithm for Cluster Overload" (deft-seeds.md 5.5): the overloaded NF's
+  highest-rate flow -> the lowest-usage NF if the expected usage there stays under 80 %; its "create a
+  new NF" branch has no counterpart in a fixed cluster, so it does nothing then.
+
+``static`` is DEFT as shipped (round-robin placement, never migrates); ``random`` moves a random
+feasible VNF with probability ``p_move`` per step (the sanity floor).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.observation import Observation
+from placement.policies.base import NOOP, noop_moves
+
+
+class StaticPolicy:
+    """DEFT static round-robin: the initial placement is never changed."""
+
+    name = "static"
+
+    def reset(self, batch: int) -> None:
+        del batch
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        del mask
+        return noop_moves(obs.batch)
+
+
+class RandomPolicy:
+    """Random feasible move with probability ``p_move`` per step (seeded, reproducible)."""
+
+    name = "random"
+
+    def __init__(self, p_move: float = 0.1, seed: int = 0) -> None:
+        self.p_move = p_move
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, batch: int) -> None:
+        del batch
+        self.rng = np.random.default_rng(self.seed)
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        out = noop_moves(obs.batch)
+        flat = mask.reshape(obs.batch, -1)
+        n_h = mask.shape[2]
+        for b in np.flatnonzero(self.rng.random(obs.batch) < self.p_move):
+            cand = np.flatnonzero(flat[b])
+            if cand.size:
+                k = int(cand[self.rng.integers(cand.size)])
+                out[b] = (k // n_h, k % n_h)
+        return out
+
+
+class _HotspotPolicy:
+    """Shared trigger: find the hottest up host; subclasses pick (vnf, target)."""
+
+    name = "hotspot"
+
+    def __init__(self, threshold: float | None = None) -> None:
+        self.threshold = threshold
+
+    def reset(self, batch: int) -> None:
+        del batch
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        thr = obs.overload_threshold if self.threshold is None else self.threshold
+        util = np.where(obs.host_up, obs.host_load_pps / obs.host_capacity_pps, -np.inf)
+        hot = util.argmax(axis=1)
+        b = np.arange(obs.batch)
+        trig = util[b, hot] > thr
+        on_hot = (obs.vnf_host == hot[:, None]) & mask.any(axis=2)
+        out = noop_moves(obs.batch)
+        go = trig & on_hot.any(axis=1)
+        if not go.any():
+            return out
+        v, h, ok = self._choose(obs, mask, util, hot, on_hot, thr)
+        sel = go & ok
+        out[sel, 0] = v[sel]
+        out[sel, 1] = h[sel]
+        return out
+
+    def _choose(
+        self, obs: Observation, mask: np.ndarray, util: np.ndarray, hot: np.ndarray,
+        on_hot: np.ndarray, thr: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _largest(obs: Observation, on_hot: np.ndarray) -> np.ndarray:
+        return np.where(on_hot, obs.vnf_rate_pps, -np.inf).argmax(axis=1)
+
+
+class FirstFitPolicy(_HotspotPolicy):
+    name = "first-fit"
+
+    def _choose(self, obs, mask, util, hot, on_hot, thr):  # type: ignore[no-untyped-def]
+        b = np.arange(obs.batch)
+        v = self._largest(obs, on_hot)
+        r = obs.vnf_rate_pps[b, v][:, None]
+        fits = mask[b, v] & (obs.host_load_pps + r <= thr * obs.host_capacity_pps)
+        return v, fits.argmax(axis=1), fits.any(axis=1)
+
+
+class BestFitPolicy(_HotspotPolicy):
+    name = "best-fit"
+
+    def _choose(self, obs, mask, util, hot, on_hot, thr):  # type: ignore[no-untyped-def]
+        b = np.arange(obs.batch)
+        v = self._largest(obs, on_hot)
+        r = obs.vnf_rate_pps[b, v][:, None]
+        room = thr * obs.host_capacity_pps - obs.host_load_pps - r
+        fits = mask[b, v] & (room >= 0)
+        h = np.where(fits, room, np.inf).argmin(axis=1)
+        return v, h, fits.any(axis=1)
+
+
+class LeastLoadedPolicy(_HotspotPolicy):
+    name = "least-loaded"
+
+    def __init__(self, threshold: float | None = None, margin: float = 0.02) -> None:
+        super().__init__(threshold)
+        self.margin = margin  # hysteresis: required drop of the max utilisation (fraction)
+
+    def _choose(self, obs, mask, util, hot, on_hot, thr):  # type: ignore[no-untyped-def]
+        b = np.arange(obs.batch)
+        cold_util = np.where(obs.host_up, util, np.inf)
+        cold_util[b, hot] = np.inf
+        t = cold_util.argmin(axis=1)
+        cap_h = obs.host_capacity_pps[b, hot][:, None]
+        cap_t = obs.host_capacity_pps[b, t][:, None]
+        r = obs.vnf_rate_pps
+        new_max = np.maximum(util[b, hot][:, None] - r / cap_h,
+                             (obs.host_load_pps[b, t][:, None] + r) / cap_t)
+        cand = on_hot & mask[b, :, t]
+        v = np.where(cand, new_max, np.inf).argmin(axis=1)
+        ok = cand.any(axis=1) & (new_max[b, v] < util[b, hot] - self.margin)
+        return v, t, ok
+
+
+class ThesisBalancerPolicy(_HotspotPolicy):
+    name = "thesis-80"
+
+    def _choose(self, obs, mask, util, hot, on_hot, thr):  # type: ignore[no-untyped-def]
+        b = np.arange(obs.batch)
+        v = self._largest(obs, on_hot)
+        cold_util = np.where(obs.host_up, util, np.inf)
+        cold_util[b, hot] = np.inf
+        t = cold_util.argmin(axis=1)
+        expected = (obs.host_load_pps[b, t] + obs.vnf_rate_pps[b, v]) / obs.host_capacity_pps[b, t]
+        ok = (expected < thr) & mask[b, v, t] & (obs.vnf_host[b, v] != NOOP)
+        return v, t, ok

@@ -1,0 +1,101 @@
+"""Offered-load patterns: rate(t) in pps for the aggregate, and how flows share it.
+
+Why functions of time and not precomputed schedules: the pacer integrates ``rate(t)`` tick by tick
+(token bucket with a time-varying fill rate), so any pattern costs one call per tick (1 ms), not
+per packet, and a stalled sender catches up to the integral instead of drifting.
+
+Flows share the aggregate by weight (``FlowSpec.weight`` x Zipf(rank)); the per-packet flow choice
+is a precomputed stride-scheduling sequence, so shares are exact over every cycle and deterministic
+(no random numbers in the hot path, runs are reproducible).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from traffic.profile import PatternSpec
+
+RateFn = Callable[[float], float]
+
+
+def rate_fn(p: PatternSpec, duration_s: float) -> RateFn:
+    """The aggregate rate (pps) at ``t`` seconds after the start of the run."""
+    if p.kind in ("constant", "pcap"):
+        r = p.rate_pps
+        return lambda t: r
+    if p.kind == "ramp":
+        a, b, d = p.start_pps, p.end_pps, duration_s
+        return lambda t: a + (b - a) * min(max(t / d, 0.0), 1.0)
+    if p.kind == "on_off":
+        period, on, r = p.on_s + p.off_s, p.on_s, p.rate_pps
+        return lambda t: r if (t % period) < on else 0.0
+    if p.kind == "diurnal":
+        mean, amp, w = p.rate_pps, p.amplitude, 2 * math.pi / p.period_s
+        return lambda t: max(0.0, mean * (1 + amp * math.sin(w * t)))
+    if p.kind == "flash_crowd":
+        return _flash(p)
+    raise ValueError(f"unknown pattern kind {p.kind!r}")
+
+
+def _flash(p: PatternSpec) -> RateFn:
+    base, peak = p.rate_pps, p.peak_pps
+    t1 = p.at_s
+    t2 = t1 + p.rise_s
+    t3 = t2 + p.hold_s
+    t4 = t3 + p.decay_s
+
+    def f(t: float) -> float:
+        if t < t1 or t >= t4:
+            return base
+        if t < t2:
+            return base + (peak - base) * (t - t1) / p.rise_s
+        if t < t3:
+            return peak
+        return peak + (base - peak) * (t - t3) / p.decay_s
+
+    return f
+
+
+def expected_packets(fn: RateFn, duration_s: float, step_s: float = 0.001) -> float:
+    """Integral of ``fn`` over ``[0, duration_s]`` (trapezoid at ``step_s``): packets the pattern offers."""
+    n = max(1, math.ceil(duration_s / step_s))
+    h = duration_s / n
+    total = 0.5 * (fn(0.0) + fn(duration_s))
+    for i in range(1, n):
+        total += fn(i * h)
+    return total * h
+
+
+def flow_weights(base: Sequence[float], distribution: str, zipf_s: float) -> list[float]:
+    """Normalised per-flow shares: ``base[i]`` x (1 / (i+1)**zipf_s for zipf, 1 for uniform)."""
+    if distribution == "zipf":
+        w = [b / (i + 1) ** zipf_s for i, b in enumerate(base)]
+    else:
+        w = list(base)
+    total = sum(w)
+    return [x / total for x in w]
+
+
+def stride_sequence(weights: Sequence[float], length: int = 0) -> list[int]:
+    """A deterministic sequence of flow indices whose frequencies follow ``weights``.
+
+    Stride scheduling: each flow advances its "pass" by 1/weight when chosen; the flow with the
+    smallest pass goes next. Over the sequence every flow appears ``round(length * w)`` times
+    (each at least once), evenly spread, so per-flow rates are smooth as well as exact.
+    """
+    n = len(weights)
+    if n == 0:
+        raise ValueError("no flows")
+    if length <= 0:
+        length = max(n, min(100_000, 20 * n))
+    import heapq
+
+    heap = [(0.5 / w, i) for i, w in enumerate(weights)]
+    heapq.heapify(heap)
+    out: list[int] = []
+    for _ in range(length):
+        pas, i = heapq.heappop(heap)
+        out.append(i)
+        heapq.heappush(heap, (pas + 1.0 / weights[i], i))
+    return out
