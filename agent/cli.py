@@ -147,7 +147,9 @@ def nf_list(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
 def migrate(
     instance: str = typer.Option(..., "--instance", "-i"),
     to: str = typer.Option(..., "--to", help="Destination host."),
-    flows: str = typer.Option("", help="Comma-separated flow groups (default: all)."),
+    target: str | None = typer.Option(None, help="Destination instance (default: the one on --to)."),
+    flows: str = typer.Option("", help="Comma-separated flow groups (default: all the instance serves)."),
+    service: str | None = typer.Option(None, help="Service of the steering entries (default: instance's)."),
     timeout: float = typer.Option(30.0, help="Seconds."),
     config: Path | None = CONFIG_OPT,
     as_json: bool = JSON_OPT,
@@ -156,10 +158,12 @@ def migrate(
     conf = _conf(config, as_json)
     flow_list = [f for f in flows.split(",") if f] or None
     try:
-        doc = commands.migrate(conf, instance, to, flow_list, timeout)
+        doc = commands.migrate(conf, instance, to, flow_list, timeout, target, service)
     except commands.CommandError as exc:
         _fail(str(exc), as_json)
-    _out(doc, as_json, f"migrated {instance} to {to} in {doc['duration_ms']} ms")
+    r = doc["report"]
+    _out(doc, as_json, f"migrated {instance} to {doc['target']}@{to}: handover {r['handover_ms']:.1f} ms, "
+         f"total {r['total_ms']:.1f} ms")
 
 
 @app.command()

@@ -12,13 +12,11 @@ non-zero exit. Every state-changing command records an ``event`` point (Grafana 
 | ``deftctl agent nf start -i X -t T [--role R] [--nf-config F] [--set k.sub=v]`` | :func:`nf_start` |
 | ``deftctl agent nf stop --instance X`` | :func:`nf_stop` |
 | ``deftctl agent nf list --json`` | :func:`nf_list` |
-| ``deftctl agent migrate --instance X --to HOST [--flows F,...]`` | :func:`migrate` |
+| ``deftctl agent migrate -i X --to HOST [--target Y] [--flows G,...]`` | :func:`migrate` |
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import logging
 import time
@@ -32,7 +30,7 @@ from agent.events import emit, event_point
 from agent.launcher import DockerLauncher, LaunchError, make_launcher
 from agent.registry import InstanceRecord, Registry, RegistryError, check_instance_name
 from agent.spool import Spool
-from deftctl.config import ConfigError
+from deftctl.config import ConfigError, from_dict
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +45,11 @@ def _registry(conf: AgentConfig) -> Registry:
     return Registry(conf.state_dir)
 
 
-def _record_json(rec: InstanceRecord, alive: bool) -> dict[str, Any]:
+def _record_json(conf: AgentConfig, rec: InstanceRecord, alive: bool) -> dict[str, Any]:
     d = asdict(rec)
     d["command"] = list(rec.command)
     d["alive"] = alive
+    d["endpoint"] = _registry(conf).endpoint(rec, conf.hostname, conf.host_index)
     return d
 
 
@@ -105,9 +104,25 @@ def nf_start(conf: AgentConfig, instance: str, nf_type: str, role: str = "primar
         raise CommandError(str(exc)) from exc
     with reg.transaction() as recs:
         recs[instance] = rec
+    if conf.register_in_store:
+        try:
+            register_in_store(conf, rec, doc)
+        except CommandError as exc:
+            _stop_quietly(conf, rec)
+            with reg.transaction() as recs:
+                recs.pop(instance, None)
+            _event(conf, "nf_start", f"start {instance} failed", str(exc), instance, False, t0)
+            raise
     _event(conf, "nf_start", f"started {instance} ({nf_type}, {role})",
            f"{kind} launcher, control {rec.control}", instance, True, t0)
-    return _record_json(rec, True)
+    return _record_json(conf, rec, True)
+
+
+def _stop_quietly(conf: AgentConfig, rec: InstanceRecord) -> None:
+    try:
+        make_launcher(conf, rec.launcher).stop(rec, 2.0)
+    except LaunchError as exc:
+        log.warning("could not stop %s: %s", rec.instance, exc)
 
 
 def nf_stop(conf: AgentConfig, instance: str, grace_s: float = 5.0) -> dict[str, Any]:
@@ -137,7 +152,7 @@ def nf_list(conf: AgentConfig) -> list[dict[str, Any]]:
             alive = make_launcher(conf, rec.launcher).alive(rec)
         except LaunchError:
             alive = False
-        out.append(_record_json(rec, alive))
+        out.append(_record_json(conf, rec, alive))
     return out
 
 
@@ -165,25 +180,55 @@ def status(conf: AgentConfig) -> dict[str, Any]:
             "instances": instances, "spool": spool}
 
 
-def _resolve_migration() -> Any:
-    """The NF control side's migration entry point (nf/migration.py)."""
+def _store_error(conf: AgentConfig, exc: Exception) -> CommandError:
+    return CommandError(f"state store unreachable ({conf.statestore or 'default config'}): {exc}")
+
+
+def _open_store(conf: AgentConfig) -> Any:
+    """The cluster's state store (``statestore`` of agent.yml, else /etc/deft/statestore.yml)."""
+    from nf.store import open_store  # noqa: PLC0415 - NF control side, loaded only for migrations
+
     try:
-        mod = importlib.import_module("nf.migration")
-    except ImportError as exc:
-        raise CommandError(f"migration is not available in this installation: {exc}") from exc
-    fn = getattr(mod, "migrate", None)
-    if not callable(fn):
-        raise CommandError("nf.migration has no migrate() function")
-    return fn
+        return open_store(conf.statestore)
+    except Exception as exc:  # ConfigError, connection refused, timeouts: one clear message
+        raise _store_error(conf, exc) from exc
+
+
+def _target_endpoint(store: Any, to_host: str, target: str | None, exclude: str) -> Any:
+    """Endpoint of the destination instance on ``to_host`` (from the store's instance registry)."""
+    from nf.launcher import lookup_instance  # noqa: PLC0415
+    from nf.steering import Endpoint  # noqa: PLC0415
+    from nf.store import keys as keyspace  # noqa: PLC0415
+
+    if target:
+        found = lookup_instance(store, target)
+        if found is None:
+            raise CommandError(f"target instance {target!r} is not registered in the state store")
+        ep = found[1]
+        if ep.host != to_host:
+            raise CommandError(f"target instance {target!r} runs on {ep.host}, not on {to_host}")
+        return ep
+    cands = []
+    for raw in store.scan(keyspace.instance_prefix()).values():
+        doc = json.loads(raw)
+        ep = from_dict(Endpoint, doc["endpoint"], "instance registry")
+        if ep.host == to_host and ep.instance != exclude:
+            cands.append(ep)
+    if len(cands) != 1:
+        names = ", ".join(sorted(c.instance for c in cands)) or "none"
+        raise CommandError(f"--to {to_host}: need exactly one registered instance there to migrate to "
+                           f"(found: {names}); start one with `deftctl agent nf start` or pass --target")
+    return cands[0]
 
 
 def migrate(conf: AgentConfig, instance: str, to_host: str, flows: list[str] | None = None,
-            timeout_s: float = 30.0) -> dict[str, Any]:
-    """Move ``instance``'s flows (all, or the flow groups in ``flows``) to ``to_host``.
+            timeout_s: float = 30.0, target: str | None = None, service: str | None = None) -> dict[str, Any]:
+    """Move flow groups of ``instance`` (all it serves, or ``flows``) to an instance on ``to_host``.
 
-    Calls ``nf.migration.migrate`` with the keyword arguments it accepts among
-    ``instance, record, to_host, flows, timeout_s, control`` and records a ``migration`` event with
-    its outcome. Errors (unknown instance, unreachable store or peer) raise :class:`CommandError`.
+    Loss-free and order-preserving through ``nf.migration.migrate_groups`` (pre-copy, cooperative
+    handover, steering switch). The service is ``service``, else the instance's service, else its
+    instance name (the lease). Records a ``migration`` event with the report. Errors (unknown
+    instance, unreachable store, no target, a failed step) raise :class:`CommandError`.
     """
     if not to_host:
         raise CommandError("--to: destination host required")
@@ -191,31 +236,65 @@ def migrate(conf: AgentConfig, instance: str, to_host: str, flows: list[str] | N
         rec = _registry(conf).get(instance)
     except RegistryError as exc:
         raise CommandError(str(exc)) from exc
-    fn = _resolve_migration()
-    offered: dict[str, Any] = {"instance": instance, "record": rec, "to_host": to_host,
-                               "flows": flows, "timeout_s": timeout_s, "control": rec.control}
-    params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in offered.items() if k in params}
+    from nf.migration import MigrationError, migrate_groups  # noqa: PLC0415
+    from nf.steering import SteeringTable  # noqa: PLC0415
+    from nf.store.base import StoreError  # noqa: PLC0415
+
+    svc = service or rec.service or instance
     t0 = time.monotonic()
+    store = _open_store(conf)
     try:
-        result = fn(**kwargs)
-    except Exception as exc:  # the migration engine's own errors: store unreachable, peer down...
-        _event(conf, "migration", f"migrate {instance} -> {to_host} failed", f"{type(exc).__name__}: {exc}",
-               instance, False, t0, src_host=conf.hostname, dst_host=to_host)
-        raise CommandError(f"migration of {instance} to {to_host} failed: {exc}") from exc
+        try:
+            dst = _target_endpoint(store, to_host, target, instance)
+            served = [e.group for e in SteeringTable(store).entries(svc) if e.primary.instance == instance]
+        except StoreError as exc:
+            raise _store_error(conf, exc) from exc
+        groups = flows or served
+        if not groups:
+            raise CommandError(f"{instance} serves no flow group of service {svc!r} (nothing to migrate)")
+        try:
+            rep = migrate_groups(store, svc, groups, dst, timeout_s=timeout_s)
+        except (MigrationError, StoreError, OSError, RuntimeError) as exc:
+            _event(conf, "migration", f"migrate {instance} -> {to_host} failed",
+                   f"{type(exc).__name__}: {exc}", instance, False, t0, src_host=conf.hostname,
+                   dst_host=to_host)
+            raise CommandError(f"migration of {instance} to {to_host} failed: {exc}") from exc
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
     out: dict[str, Any] = {"instance": instance, "from_host": conf.hostname, "to_host": to_host,
-                           "duration_ms": round((time.monotonic() - t0) * 1000, 3)}
-    if isinstance(result, dict):
-        out["result"] = result
-    elif hasattr(result, "__dataclass_fields__"):
-        out["result"] = asdict(result)
-    elif result is not None:
-        out["result"] = str(result)
-    moved = out.get("result", {}).get("flows") if isinstance(out.get("result"), dict) else None
-    _event(conf, "migration", f"migrated {instance} -> {to_host}", json.dumps(out, default=str),
-           instance, True, t0, src_host=conf.hostname, dst_host=to_host,
-           flows=moved if isinstance(moved, int) else (len(flows) if flows else None))
+                           "target": dst.instance, "service": svc, "report": asdict(rep)}
+    _event(conf, "migration", f"migrated {instance} -> {dst.instance}@{to_host}",
+           f"groups {','.join(map(str, groups))}: handover {rep.handover_ms:.1f} ms, "
+           f"total {rep.total_ms:.1f} ms",
+           instance, True, t0, src_host=conf.hostname, dst_host=to_host, flows=int(rep.flows))
     return out
+
+
+def register_in_store(conf: AgentConfig, rec: InstanceRecord, doc: dict[str, Any]) -> None:
+    """Record an agent-started instance in the store's instance registry (``instance/<id>``), where
+    failover, migration and the balancer look instances up (nf/launcher.py ``record_instance``)."""
+    from nf.launcher import LaunchSpec, record_instance  # noqa: PLC0415
+    from nf.steering import Endpoint  # noqa: PLC0415
+    from nf.store.base import StoreError  # noqa: PLC0415
+
+    store = _open_store(conf)
+    try:
+        spec = LaunchSpec(name=rec.instance, lease=str(doc.get("lease") or rec.instance), role=rec.role,
+                          epoch=int(doc.get("epoch", 1)), workers=rec.workers,
+                          flow_groups=int(doc.get("flow_groups", 64)),
+                          replicas=tuple(doc.get("replicas") or ()), nf=dict(doc.get("nf") or {}),
+                          engine=dict(doc.get("engine") or {}), statestore=doc.get("statestore"))
+        ep = from_dict(Endpoint, _registry(conf).endpoint(rec, conf.hostname, conf.host_index), rec.instance)
+        try:
+            record_instance(store, spec, ep)
+        except StoreError as exc:
+            raise _store_error(conf, exc) from exc
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
 
 
 def _event(conf: AgentConfig, kind: str, title: str, text: str, instance: str, ok: bool, t0: float,

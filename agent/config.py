@@ -66,13 +66,18 @@ class TelemetryConfig:
 
 @dataclass(frozen=True)
 class DockerLauncherConfig:
-    """NF instances as containers of the runtime image on the host's OVS ``br-int`` (ovs-docker style)."""
+    """NF instances as containers of the runtime image on the host's OVS ``br-int``.
 
-    image: str = "deft-runtime:latest"
+    The port is made by the docker role's ``deft-ovs-attach`` helper (ovs-docker style, with TX
+    checksum offload off for the userspace datapath) — the one mechanism for container ports."""
+
+    image: str = ""  # empty = the reference in image_ref_file (written by the docker role)
+    image_ref_file: Path = Path("/etc/deft/runtime-image")
     docker_host: str = ""  # e.g. unix:///run/docker.sock; empty = docker's default
     bridge: str = "br-int"
     container_ifname: str = "eth1"
     prefix_len: int = 16  # the overlay is 10.80.0.0/16
+    attach_script: str = "/usr/local/sbin/deft-ovs-attach"
     python: str = "python3"  # interpreter inside the runtime image
     config_dir: str = "/etc/deft/nf"  # where the instance config is mounted in the container
 
@@ -106,6 +111,10 @@ class AgentConfig:
     data_ip: str = "0.0.0.0"  # data-plane bind address of process instances
     port_base: int = 9000  # process instance k: data port base + stride*k, dup +32, repl +64
     port_stride: int = 100
+    # State store contract file (nf/store): migrations, and the instance registry when
+    # register_in_store is true (failover/migration find agent-started instances there).
+    statestore: str | None = None
+    register_in_store: bool = False
     docker: DockerLauncherConfig = field(default_factory=DockerLauncherConfig)
 
     def __post_init__(self) -> None:

@@ -4,12 +4,12 @@
   lab when no runtime image is built). It is started in its own session, logs to
   ``<state_dir>/logs/<instance>.log``, and is identified by pid + process create time so a reused
   pid is never killed by mistake.
-* :class:`DockerLauncher` runs the NF as a container of the project's runtime image with no Docker
-  network, then plugs it into the host's OVS ``br-int`` the way ``ovs-docker`` does: a veth pair,
-  the host end added to ``br-int`` (``external_ids:container_id``), the other end moved into the
-  container's network namespace (found with ``docker inspect -f {{.State.Pid}}``), renamed
-  ``eth1`` and given the instance's overlay IP ``10.80.<host_index>.(10+k)``. The instance config
-  (:mod:`agent.nfconfig`) is bind-mounted read-only into the container.
+* :class:`DockerLauncher` runs the NF as a container of the project's runtime image (``deft-rl``,
+  built by the docker role) with no Docker network, then plugs it into the host's OVS ``br-int``
+  with the docker role's ``deft-ovs-attach`` (ovs-docker style: a veth pair, host end on
+  ``br-int`` with ``external_ids:container_id``, container end ``eth1`` with the instance's
+  overlay IP ``10.80.<host_index>.(10+k)``, checksum offload off for the userspace datapath). The
+  instance config (:mod:`agent.nfconfig`) is bind-mounted read-only into the container.
 
 Both return an :class:`~agent.registry.InstanceRecord`; the caller (:mod:`agent.commands`)
 stores it in the registry. Failures raise :class:`LaunchError` with the command and its stderr.
@@ -154,14 +154,26 @@ class DockerLauncher:
         cmd = [exe] + (["-H", self.dconf.docker_host] if self.dconf.docker_host else []) + list(args)
         return _run(cmd, timeout)
 
+    def _env(self) -> dict[str, str] | None:
+        """DOCKER_HOST for the attach helper (it calls ``docker inspect`` itself)."""
+        return {"DOCKER_HOST": self.dconf.docker_host} if self.dconf.docker_host else None
+
     @staticmethod
     def container_name(instance: str) -> str:
         return f"deft-nf-{instance}"
 
-    @staticmethod
-    def port_names(index: int) -> tuple[str, str]:
-        """(host end on br-int, container end before renaming) — unique per host by index."""
-        return f"dnf{index}", f"dnf{index}c"
+    def image(self) -> str:
+        """The runtime image: configured, else the docker role's reference file."""
+        if self.dconf.image:
+            return self.dconf.image
+        try:
+            ref = self.dconf.image_ref_file.read_text().strip()
+        except OSError as exc:
+            raise LaunchError(f"no runtime image: docker.image unset and {self.dconf.image_ref_file} "
+                              f"unreadable ({exc.strerror}); run the docker role") from exc
+        if not ref:
+            raise LaunchError(f"{self.dconf.image_ref_file} is empty")
+        return ref
 
     def start(self, draft: InstanceRecord, ready_timeout_s: float) -> InstanceRecord:
         if not draft.overlay_ip:
@@ -169,29 +181,20 @@ class DockerLauncher:
         inner_cfg = f"{self.dconf.config_dir}/{draft.instance}.yml"
         cmd = render_command(self.conf.nf_command, draft, self.dconf.python, inner_cfg)
         name = self.container_name(draft.instance)
-        host_if, cont_if = self.port_names(draft.index)
         cid = self._docker("run", "-d", "--name", name, "--network", "none", "--label",
                            f"deft.instance={draft.instance}", "-v", f"{draft.config_path}:{inner_cfg}:ro",
-                           self.dconf.image, *cmd).strip()
-        rec = replace(draft, container_id=cid, ovs_port=host_if, command=tuple(cmd),
-                      started_at_ns=time.time_ns())
+                           self.image(), *cmd).strip()
+        rec = replace(draft, container_id=cid, command=tuple(cmd), started_at_ns=time.time_ns())
         try:
+            attach = [self.dconf.attach_script]
+            iface = ["--iface", self.dconf.container_ifname]
+            _run([*attach, "add", name, f"{draft.overlay_ip}/{self.dconf.prefix_len}", *iface,
+                  "--bridge", self.dconf.bridge], timeout=60, env=self._env())
+            port = _run([*attach, "port", name, *iface], env=self._env()).strip()
             pid = self._docker("inspect", "-f", "{{.State.Pid}}", cid).strip()
-            if not pid.isdigit() or pid == "0":
-                raise LaunchError(f"container {name} is not running (pid {pid!r}); "
-                                  f"docker logs: {self._docker('logs', '--tail', '15', cid)}")
-            netns = f"/proc/{pid}/ns/net"
-            _run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", cont_if])
-            _run(["ovs-vsctl", "--may-exist", "add-port", self.dconf.bridge, host_if, "--", "set",
-                  "interface", host_if, f"external_ids:container_id={name}",
-                  f"external_ids:container_iface={self.dconf.container_ifname}"])
-            _run(["ip", "link", "set", host_if, "up"])
-            _run(["ip", "link", "set", cont_if, "netns", pid])
-            inside = ["nsenter", f"--net={netns}", "ip"]
-            _run([*inside, "link", "set", cont_if, "name", self.dconf.container_ifname])
-            _run([*inside, "addr", "add", f"{draft.overlay_ip}/{self.dconf.prefix_len}", "dev",
-                  self.dconf.container_ifname])
-            _run([*inside, "link", "set", self.dconf.container_ifname, "up"])
+            link = _run(["nsenter", "-t", pid, "-n", "ip", "-o", "link", "show", self.dconf.container_ifname])
+            mac = link.split("link/ether ")[1].split()[0] if "link/ether " in link else ""
+            rec = replace(rec, ovs_port=port, mac=mac)
             if ready_timeout_s > 0 and not wait_tcp(rec.control, ready_timeout_s, lambda: self.alive(rec)):
                 raise LaunchError(f"instance {draft.instance}: control API {rec.control} not up within "
                                   f"{ready_timeout_s:.0f} s; docker logs: "
@@ -208,21 +211,20 @@ class DockerLauncher:
             return False
 
     def stop(self, rec: InstanceRecord, grace_s: float) -> None:
+        name = self.container_name(rec.instance)
         with contextlib.suppress(LaunchError):
-            _run(["ovs-vsctl", "--if-exists", "del-port", self.dconf.bridge, rec.ovs_port or
-                  self.port_names(rec.index)[0]])
+            _run([self.dconf.attach_script, "del", name, "--iface", self.dconf.container_ifname,
+                  "--bridge", self.dconf.bridge], env=self._env())
         with contextlib.suppress(LaunchError):
-            self._docker("stop", "-t", str(max(1, int(grace_s))), rec.container_id or
-                         self.container_name(rec.instance))
+            self._docker("stop", "-t", str(max(1, int(grace_s))), rec.container_id or name)
         with contextlib.suppress(LaunchError):
-            self._docker("rm", "-f", rec.container_id or self.container_name(rec.instance))
-        with contextlib.suppress(LaunchError):
-            _run(["ip", "link", "del", rec.ovs_port or self.port_names(rec.index)[0]])
+            self._docker("rm", "-f", rec.container_id or name)
 
 
-def _run(cmd: list[str], timeout: float = 30.0) -> str:
+def _run(cmd: list[str], timeout: float = 30.0, env: dict[str, str] | None = None) -> str:
     try:
-        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                            env={**os.environ, **env} if env else None)
     except FileNotFoundError as exc:
         raise LaunchError(f"{cmd[0]}: not installed") from exc
     except subprocess.TimeoutExpired as exc:

@@ -81,7 +81,8 @@ def build(conf: AgentConfig, draft: InstanceRecord, nf_config: Path | None, sets
         data["control_socket"] = str(conf.state_dir / "run" / f"{draft.instance}.sock")
     cfg = from_dict(InstanceConfig, data, source=f"instance {draft.instance} config")
     doc = to_dict(cfg)
-    return doc, replace(draft, data_port=cfg.data_port, dup_port=cfg.dup_port, repl_port=cfg.repl_port)
+    return doc, replace(draft, data_port=cfg.data_port, dup_port=cfg.dup_port, repl_port=cfg.repl_port,
+                      workers=cfg.workers)
 
 
 def write(conf: AgentConfig, instance: str, doc: dict[str, Any]) -> Path:

@@ -54,6 +54,8 @@ class InstanceRecord:
     data_port: int = 0
     repl_port: int = 0
     dup_port: int = 0
+    workers: int = 1
+    mac: str = ""  # MAC of the container's overlay interface (docker launcher)
     started_at_ns: int = 0
     command: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
@@ -120,6 +122,13 @@ class Registry:
             recs = self._read()
             yield recs
             self._write(recs)
+
+    def endpoint(self, rec: InstanceRecord, host: str, host_index: int) -> dict[str, Any]:
+        """The instance as ``nf.steering.Endpoint`` fields (what steering/failover/migration need)."""
+        return {"instance": rec.instance, "host": host, "host_index": host_index,
+                "ip": rec.overlay_ip or rec.control.rpartition(":")[0], "mac": rec.mac,
+                "data_port": rec.data_port, "dup_port": rec.dup_port, "repl_port": rec.repl_port,
+                "workers": rec.workers, "ovs_port": rec.ovs_port, "control": rec.control}
 
     def next_index(self, recs: dict[str, InstanceRecord]) -> int:
         """Smallest free instance index k >= 1 (overlay IP .10+k, control port base+k)."""

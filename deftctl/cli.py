@@ -18,7 +18,10 @@ app = typer.Typer(no_args_is_help=True, help="DEFT-RL: stateful VNFs, fault tole
 _PARTS: list[tuple[str, str, str]] = [
     ("lab", "lab.cli", "Multi-host lab of network-namespace hosts on this machine."),
     ("agent", "agent.cli", "Per-host agent: telemetry to InfluxDB, NF lifecycle and migration commands."),
+    ("dashboards", "dashboards.cli", "Grafana dashboards as code: build, check, publish."),
     ("traffic", "traffic.cli", "Traffic generators and sinks, locally or across the traffic hosts."),
+    ("nf", "nf.cli", "DEFT data plane: run NF instances and the stamper, drive their control API."),
+    ("placement", "placement.cli", "RL placement: simulator, policies, train, evaluate, serve (SSH migrations)."),
 ]
 
 

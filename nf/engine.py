@@ -36,6 +36,7 @@ import contextlib
 import logging
 import select
 import socket
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 SEQ_REMOVED = 0xFFFFFFFF  # epoch value of a SEQ entry meaning "flow removed"
 _SHIM = shim.SHIM
+_TS = struct.Struct("!Q")  # the shim's ingress timestamp at offset 24
+_wire_key = flowmod.wire_key
 _SHIM_LEN = shim.SHIM_LEN
 _MAGIC = shim.MAGIC
 _MIN_DGRAM = shim.SHIM_LEN + 20
@@ -298,11 +301,11 @@ class Worker:
         if magic != _MAGIC or ver != 1:
             c["malformed"] += 1
             return
-        t = flowmod.parse_5tuple(d, _SHIM_LEN)
-        if t is None:
+        kf = _wire_key(d, _SHIM_LEN)
+        if kf is None:
             c["malformed"] += 1
             return
-        key, fwd = flowmod.canonical_key(*t)
+        key, fwd = kf
         fs = self.seqs.get(key)
         if fs is None:
             if group in self.moved:
@@ -318,15 +321,12 @@ class Worker:
                 self.frozen_q.append(d)
                 return
             if self.input_q or len(self.inflight) >= self.ecfg.max_inflight or self.fenced:
-                if self.fenced:
-                    c["dropped"] += 1
-                elif len(self.input_q) >= self.input_cap:
+                if self.fenced or len(self.input_q) >= self.input_cap:
                     c["dropped"] += 1
                 else:
                     self.input_q.append((d, rx, fwd))
                     ln = len(self.input_q)
-                    if ln > self.m.in_buffer_max:
-                        self.m.in_buffer_max = ln
+                    self.m.in_buffer_max = max(self.m.in_buffer_max, ln)
                 return
             self._sequence(fs, key, fwd, d, ep, seq, rx)
         else:
@@ -418,7 +418,7 @@ class Worker:
     def _process(self, fs: FlowSeq, key: bytes, fwd: bool, d: bytes, rx: int) -> None:
         c = self.c
         t0 = time.time_ns()
-        ts = _SHIM.unpack_from(d)[8]
+        ts = _TS.unpack_from(d, 24)[0]
         out = self.nf.process(d[_SHIM_LEN:], key, fwd, fs.group)
         t1 = time.time_ns()
         c["processed"] += 1
@@ -476,8 +476,7 @@ class Worker:
         b = Batch(self.batch_seq, self.batch_outs, self.batch_ts, self.batch_n, self.batch_sum_tob, now)
         self.inflight.append(b)
         self.out_len += len(b.outs)
-        if self.out_len > self.m.out_buffer_max:
-            self.m.out_buffer_max = self.out_len
+        self.m.out_buffer_max = max(self.m.out_buffer_max, self.out_len)
         c["batches"] += 1
         self.m.hist["batch_size"][bucket_of(b.n)] += 1
         if self.nf.global_updates:
@@ -542,10 +541,10 @@ class Worker:
         maxin = self.ecfg.max_inflight
         while q and len(self.inflight) < maxin and not self.fenced:
             d, rx, fwd = q.popleft()
-            t = flowmod.parse_5tuple(d, _SHIM_LEN)
-            if t is None:
+            kf = _wire_key(d, _SHIM_LEN)
+            if kf is None:
                 continue
-            key, _ = flowmod.canonical_key(*t)
+            key = kf[0]
             fs = self.seqs.get(key)
             if fs is None or not fs.owned:
                 continue
@@ -652,7 +651,8 @@ class Worker:
 
     def _on_replication(self, ic: InboundChannel, msg: protocol.Message) -> None:
         if isinstance(msg, protocol.Hello):
-            if msg.workers != self.cfg.workers or msg.worker != self.idx or msg.flow_groups != self.cfg.flow_groups:
+            cfg = self.cfg
+            if msg.workers != cfg.workers or msg.worker != self.idx or msg.flow_groups != cfg.flow_groups:
                 log.error("replication HELLO from %s (%s): workers=%d worker=%d flow_groups=%d do not match "
                           "this instance (workers=%d worker=%d flow_groups=%d); closing", ic.peer,
                           msg.instance, msg.workers, msg.worker, msg.flow_groups, self.cfg.workers,
@@ -790,10 +790,9 @@ class Worker:
         for op in list(self.ops):
             if op.kind == "handover":
                 self._progress_handover(op)
-            elif op.kind == "drain":
-                if not self.inflight and not self.batch_n:
-                    op.done = True
-                    op.result = {"drained": True}
+            elif op.kind == "drain" and not self.inflight and not self.batch_n:
+                op.done = True
+                op.result = {"drained": True}
             if op.done:
                 self.ops.remove(op)
                 if self.ctl is not None:
@@ -804,7 +803,8 @@ class Worker:
         assert ch is not None
         if not op.sent:
             # every batch with these flows must be acked by the target AND released here first
-            if ch.needs_snapshot or ch.acked < op.batch_seq or (self.inflight and self.inflight[0].seq <= op.batch_seq):
+            unreleased = bool(self.inflight) and self.inflight[0].seq <= op.batch_seq
+            if ch.needs_snapshot or ch.acked < op.batch_seq or unreleased:
                 return
             groups: set[int] = op.args["groups"]
             ch.send(protocol.handover(self.epoch, op.batch_seq, groups))
@@ -817,7 +817,8 @@ class Worker:
         ch = self._add_channel(to, temporary=not existing)
         self.frozen |= mine
         self._close_batch(time.time_ns())
-        op = PendingOp("handover", {"groups": mine, "to": to, "dup_to": dup_to}, self._req, self.batch_seq, ch)
+        op = PendingOp("handover", {"groups": mine, "to": to, "dup_to": dup_to}, self._req,
+                       self.batch_seq, ch)
         self.ops.append(op)
         return op
 

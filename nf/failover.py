@@ -81,6 +81,8 @@ class FailoverReport:
     t_promote_ns: int = 0
     t_steer_ns: int = 0
     t_secondary_ns: int = 0
+    #: first packet released by the new primary after its promotion (polled on its control API)
+    t_first_release_ns: int = 0
     replayed: int = 0
     new_secondary: str | None = None
     error: str | None = None
@@ -132,6 +134,26 @@ class FailoverOrchestrator:
         self.control_timeout_s = control_timeout_s
         self.namer = namer or (lambda lease, epoch: f"{lease}-e{epoch}")
         self.reports: list[FailoverReport] = []
+        #: how long to poll the new primary for its first released packet (0: do not measure)
+        self.watch_release_s = 2.0
+
+    def _watch_first_release(self, rep: FailoverReport, ep: Endpoint) -> None:
+        """Poll the promoted instance's ``released`` counter (1 ms) and stamp its first increase.
+
+        The baseline is read while ``promote`` runs; should the promotion already have released
+        replayed packets by then, the next release is stamped (an over-, never an under-estimate).
+        """
+        deadline = time.monotonic() + self.watch_release_s
+        try:
+            with ControlClient(ep.control, timeout_s=1.0) as cc:
+                released0 = _released(cc)
+                while time.monotonic() < deadline:
+                    if _released(cc) > released0:
+                        rep.t_first_release_ns = time.monotonic_ns()
+                        return
+                    time.sleep(0.001)
+        except ControlError as exc:
+            log.debug("first-release watch of %s: %s", ep.instance, exc)
 
     def fail_over(self, view: GroupView, t_detect_ns: int | None = None, replace_secondary: bool = True
                   ) -> FailoverReport | None:
@@ -154,6 +176,8 @@ class FailoverOrchestrator:
         rep.epoch = epoch
         rep.t_lease_ns = time.monotonic_ns()
         # 2. promote
+        if self.watch_release_s > 0:  # baseline read concurrently, off the critical path
+            threading.Thread(target=self._watch_first_release, args=(rep, sec), daemon=True).start()
         try:
             with ControlClient(sec.control, timeout_s=self.control_timeout_s) as cc:
                 res = cc.promote(epoch, lease=view.lease)
@@ -216,6 +240,13 @@ class FailoverOrchestrator:
             cc.add_replica(ep.repl_addr)
         log.info("lease %s: new secondary %s on %s", view.lease, name, ep.host)
         return name
+
+
+def _released(cc: ControlClient) -> int:
+    """Packets released so far by the instance behind ``cc`` (its ``metrics`` raw counter)."""
+    m = cc.metrics()
+    raw = m.get("raw", {}) if isinstance(m, dict) else {}
+    return int(raw.get("released", 0))
 
 
 class FailureDetector:

@@ -71,6 +71,28 @@ def canonical_key(proto: int, src: bytes, sport: int, dst: bytes, dport: int) ->
     return bytes((proto,)) + b + a, False
 
 
+def wire_key(pkt: bytes, off: int = 0) -> tuple[bytes, bool] | None:
+    """``(canonical key, forward)`` of the IPv4 packet at ``pkt[off:]``, or ``None`` if malformed.
+
+    Hot path of the stamper and the engine: for the common case (20-byte header, TCP/UDP, not a
+    non-first fragment) the key is sliced straight out of the packet bytes, no integer decoding.
+    """
+    if len(pkt) >= off + 24 and pkt[off] == 0x45 and pkt[off + 9] in (6, 17) \
+            and not (pkt[off + 6] & 0x1F or pkt[off + 7]):
+        total = (pkt[off + 2] << 8) | pkt[off + 3]
+        if total < 24 or total > len(pkt) - off:
+            return None
+        a = pkt[off + 12:off + 16] + pkt[off + 20:off + 22]
+        b = pkt[off + 16:off + 20] + pkt[off + 22:off + 24]
+        if a <= b:
+            return pkt[off + 9:off + 10] + a + b, True
+        return pkt[off + 9:off + 10] + b + a, False
+    t = parse_5tuple(pkt, off)
+    if t is None:
+        return None
+    return canonical_key(*t)
+
+
 def group_of_key(key: bytes, flow_groups: int) -> int:
     """Flow group of a canonical key (stable across processes and hosts: CRC-32, not ``hash``)."""
     return zlib.crc32(key) % flow_groups

@@ -121,7 +121,7 @@ class InstanceConfig:
         if self.control_tcp:
             parse_addr(self.control_tcp, "control_tcp")
         for p in (self.data_port, self.dup_port, self.repl_port):
-            if not (0 < p and p + self.workers < 65536):
+            if not (p > 0 and p + self.workers < 65536):
                 raise ValueError(f"port {p}: out of range for {self.workers} workers")
 
     @property

@@ -12,8 +12,10 @@ DEFT's formulas (deft-seeds.md §3.1), per processed packet ``p`` with ingress s
 * latency = ``t_rel - t_ts`` (end-to-end inside the chain; the seeds' ``(t_proc-t_ts)+(t_rel-t_ob)``
   plus the processing time itself)
 * time in input buffer = ``t_proc - t_rx``; time in output buffer = ``t_rel - t_ob``;
-  processing time = ``t_ob - t_proc``; path latency = latency - in - out - processing
-  (= ``t_rx - t_ts``: network + stamper)
+  processing time = ``t_ob - t_proc``; path latency = ``t_rx - t_ts`` (network + stamper; DEFT
+  derived it as latency - in - out - processing, which is the same quantity measured directly)
+* in/processing/path are averaged over processed packets, latency and output-buffer time over
+  released packets (an NF may drop on purpose: a denied packet has no release time)
 * throughput = released bytes (inner packets) and packets per second over the instance's active
   time (first receive .. last release), not DEFT's sum of per-flow rates (which crashes on 1-packet
   flows and double counts idle time).

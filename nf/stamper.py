@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import os
+import select
 import socket
 import socketserver
 import struct
@@ -172,8 +173,7 @@ class Stamper:
     def watch_store(self) -> None:
         """Follow ``steering/<service>/`` in the store (nf.steering.SteeringEntry JSON)."""
         from nf.steering import decode_entries  # noqa: PLC0415
-        from nf.store import PrefixWatcher  # noqa: PLC0415
-        from nf.store import keys  # noqa: PLC0415
+        from nf.store import PrefixWatcher, keys  # noqa: PLC0415
 
         def apply(raw: dict[str, bytes]) -> None:
             for e in decode_entries(raw):
@@ -246,7 +246,6 @@ class Stamper:
         fd = self.open_tun()
         read = os.read
         stamp = self.stamp
-        import select  # noqa: PLC0415
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         os.set_blocking(fd, False)

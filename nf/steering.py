@@ -130,11 +130,21 @@ class SteeringEntry:
 
     @classmethod
     def decode(cls, raw: bytes, source: str = "steering entry") -> SteeringEntry:
+        """Parse an entry. Fast path: plain construction (the stamper and every host decode the
+        whole table on each change); anything unexpected goes through the strict loader, whose
+        error names the bad key."""
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: not JSON: {exc}") from exc
-        return from_dict(cls, data, source=source)
+        try:
+            return cls(
+                service=str(data["service"]), group=str(data["group"]), primary=Endpoint(**data["primary"]),
+                secondaries=tuple(Endpoint(**s) for s in data.get("secondaries", ())),
+                epoch=int(data.get("epoch", 0)), lease=str(data.get("lease", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return from_dict(cls, data, source=source)
 
 
 class SteeringTable:
@@ -168,8 +178,9 @@ class SteeringTable:
     ) -> SteeringEntry | None:
         """Read-modify-CAS loop: ``change(current)`` returns the new entry, or ``None`` to leave it.
 
-        An entry whose epoch is *lower* than the stored one is refused (returns the stored entry
-        unchanged): steering never moves back to an older owner.
+        An entry of the same lease with a *lower* epoch than the stored one is refused (returns the
+        stored entry unchanged): steering never moves back to a fenced owner. (A migration moves a
+        group to another lease, whose epochs are unrelated.)
         """
         key = keyspace.steering(service, group)
         for _ in range(attempts):
@@ -178,7 +189,7 @@ class SteeringTable:
             new = change(cur)
             if new is None or new == cur:
                 return cur
-            if cur is not None and new.epoch < cur.epoch:
+            if cur is not None and new.lease == cur.lease and new.epoch < cur.epoch:
                 log.warning("steering %s: refusing epoch %d < stored %d", key, new.epoch, cur.epoch)
                 return cur
             if self.store.compare_and_set(key, raw, new.encode()):
@@ -197,7 +208,7 @@ class SteeringTable:
         """Point ``groups`` at ``primary`` with ``secondaries`` at ``epoch`` (failover/migration)."""
         secs = tuple(secondaries)
         out = []
-        for g in groups:
+        for g in groups:  # one CAS per entry: each flow group is its own linearizable key
 
             def change(cur: SteeringEntry | None, g: str | int = g) -> SteeringEntry:
                 base = cur or SteeringEntry(service=service, group=str(g), primary=primary)

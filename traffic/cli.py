@@ -16,10 +16,14 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 from deftctl.config import ConfigError
+from traffic import generator, packets, remote, results
+from traffic import profile as prof
+from traffic.sink import Sink, SinkConfig, unpack_ports
 
 app = typer.Typer(no_args_is_help=True, help="Traffic generators, sinks and multi-host runs.")
 log = logging.getLogger(__name__)
@@ -36,19 +40,17 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
 
 
-def _load(profile: Path) -> object:
-    from traffic.profile import load_profile
-
+def _load(profile: Path) -> prof.TrafficProfile:
     try:
-        return load_profile(profile)
+        return prof.load_profile(profile)
     except ConfigError as exc:
         _fail(str(exc))
-    raise AssertionError  # unreachable
+    raise AssertionError  # unreachable: _fail raises
 
 
 @app.command()
@@ -63,10 +65,7 @@ def gen(
     json_out: Path | None = typer.Option(None, help="Write the generator report here (JSON)."),
 ) -> None:
     """Send a profile's traffic from this network namespace; prints a one-line summary."""
-    from traffic import generator, packets, profile as prof, results
-
     p = _load(profile)
-    assert isinstance(p, prof.TrafficProfile)
     try:
         changes: dict[str, object] = {}
         if method:
@@ -111,15 +110,11 @@ def sink(
     ready_file: Path | None = typer.Option(None, help="Touched once listening (for orchestration)."),
 ) -> None:
     """Receive stamped packets here and report per-flow loss, reordering, duplicates, latency."""
-    from traffic import profile as prof, results
-    from traffic.sink import Sink, SinkConfig, unpack_ports
-
     base = prof.SinkSpec()
     dur = 10.0
     port_list: list[int] = []
     if profile:
         p = _load(profile)
-        assert isinstance(p, prof.TrafficProfile)
         base, dur, port_list = p.sink, p.duration_s, p.dports
     try:
         if ports:
@@ -135,6 +130,7 @@ def sink(
             ports=port_list, mode=m, bind=base.bind, interface=interface or base.interface,
             duration_s=duration_s or dur, grace_s=base.grace_s,
             idle_timeout_s=idle_timeout_s or base.idle_timeout_s, max_packets=base.max_packets,
+            first_packet_timeout_s=base.first_packet_timeout_s,
             rcvbuf_bytes=base.rcvbuf_bytes, nice=base.nice, ready_file=ready_file,
         )
         s = Sink(cfg)
@@ -164,11 +160,9 @@ def run(
     out_dir: Path | None = typer.Option(None, help="Also write every report (JSON/CSV) here."),
 ) -> None:
     """Start sinks then generators on the inventory's traffic hosts, collect and merge results."""
-    from traffic import remote, results
-
     p = _load(profile)
     try:
-        summary = remote.run_across(inventory, profile, p, network=network, out_dir=out_dir)  # type: ignore[arg-type]
+        summary = remote.run_across(inventory, profile, p, network=network, out_dir=out_dir)
     except (remote.RemoteError, ValueError, OSError) as exc:
         _fail(str(exc))
         return

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import struct
 import threading
@@ -25,20 +24,12 @@ import time
 from traffic import packets, replay
 from traffic.pacing import Pacer
 from traffic.patterns import expected_packets, flow_weights, rate_fn, stride_sequence
+from traffic.priority import set_priority
 from traffic.profile import TrafficProfile
 from traffic.results import FlowSent, GeneratorReport
 from traffic.senders import Transmitter
 
 log = logging.getLogger(__name__)
-
-
-def set_priority(nice: int) -> None:
-    """Set this process's nice value (absolute, -20..19); a no-op for 0. Needs root below 0."""
-    if nice:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
-        except PermissionError as exc:
-            raise PermissionError(f"nice {nice} needs root (CAP_SYS_NICE): {exc}") from exc
 
 
 def planned_count(profile: TrafficProfile) -> int:
@@ -56,7 +47,9 @@ def prepare(profile: TrafficProfile) -> tuple[list[packets.Template], str]:
     iface = profile.interface
     if profile.pattern.kind == "pcap":
         if not iface:
-            raise packets.CraftError("pattern pcap needs `interface:` (the capture's frames carry their own MACs)")
+            raise packets.CraftError(
+            "pattern pcap needs `interface:` (the capture's frames carry their own MACs)"
+        )
         return [], iface
     flows = packets.expand_flows(profile)
     src_mac = dst_mac = ""
@@ -89,7 +82,9 @@ def run_generator(profile: TrafficProfile, stop: threading.Event | None = None) 
         profile.name, len(templates), profile.method, iface or "(routed)", count, profile.duration_s,
     )
     with Transmitter(profile.method, templates, iface) as tx:
+        cpu0 = time.process_time()
         sent_per_flow, errors, elapsed, reason = _loop(profile, templates, tx, order, fn, count, stop)
+        cpu = time.process_time() - cpu0
     sent = sum(sent_per_flow)
     offered = expected_packets(fn, elapsed) if elapsed > 0 else 0.0
     return GeneratorReport(
@@ -103,7 +98,11 @@ def run_generator(profile: TrafficProfile, stop: threading.Event | None = None) 
         achieved_pps=sent / elapsed if elapsed > 0 else 0.0,
         send_errors=errors,
         stop_reason=reason,
-        flows=[FlowSent(t.flow.flow_id, t.flow.five_tuple(), n) for t, n in zip(templates, sent_per_flow, strict=True)],
+        cpu_s=cpu,
+        flows=[
+            FlowSent(t.flow.flow_id, t.flow.five_tuple(), n)
+            for t, n in zip(templates, sent_per_flow, strict=True)
+        ],
     )
 
 

@@ -11,6 +11,7 @@ Hostvars used: ``traffic_role`` (client | sink), ``ansible_host``/``ansible_port
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ class TrafficHost:
     mgmt_ip: str
     overlay_ip: str
     deftctl: str
+    known_hosts: str = ""  # UserKnownHostsFile from ansible_ssh_common_args/extra_args
+    strict_host_keys: bool = False  # StrictHostKeyChecking=yes there: unknown host keys are refused
 
     def data_ip(self, network: str) -> str:
         """Address other traffic hosts send to: the overlay IP, or the management IP."""
@@ -53,7 +56,9 @@ def load_inventory(path: Path | str) -> dict[str, Any]:
         raise InventoryError("ansible-inventory not found (pip install -r requirements.txt)")
     if not Path(path).exists():
         raise InventoryError(f"inventory {path} does not exist")
-    cp = subprocess.run([exe, "-i", str(path), "--list"], capture_output=True, text=True, timeout=120, check=False)
+    cp = subprocess.run(
+        [exe, "-i", str(path), "--list"], capture_output=True, text=True, timeout=120, check=False
+    )
     if cp.returncode != 0:
         raise InventoryError(f"ansible-inventory -i {path} failed: {cp.stderr.strip()}")
     data: dict[str, Any] = json.loads(cp.stdout)
@@ -77,6 +82,18 @@ def group_hosts(data: dict[str, Any], group: str) -> list[str]:
     return out
 
 
+def ssh_options(hv: dict[str, Any]) -> dict[str, str]:
+    """``-o Key=Value`` options from ``ansible_ssh_common_args`` / ``ansible_ssh_extra_args``."""
+    words = shlex.split(f"{hv.get('ansible_ssh_common_args', '')} {hv.get('ansible_ssh_extra_args', '')}")
+    opts: dict[str, str] = {}
+    for i, w in enumerate(words):
+        val = words[i + 1] if w == "-o" and i + 1 < len(words) else (w[2:] if w.startswith("-o") else "")
+        if "=" in val:
+            k, v = val.split("=", 1)
+            opts[k.strip().lower()] = v.strip()
+    return opts
+
+
 def _strip_prefix(ip: str) -> str:
     return ip.split("/", 1)[0] if ip else ""
 
@@ -95,6 +112,7 @@ def traffic_hosts(path: Path | str) -> list[TrafficHost]:
         if role not in ROLES:
             raise InventoryError(f"{path}: host {n}: traffic_role {role!r} must be client or sink")
         ssh_host = str(hv.get("ansible_host", n))
+        opts = ssh_options(hv)
         hosts.append(
             TrafficHost(
                 name=n, role=role, ssh_host=ssh_host, ssh_port=int(hv.get("ansible_port", 22)),
@@ -102,6 +120,8 @@ def traffic_hosts(path: Path | str) -> list[TrafficHost]:
                 key_file=str(hv.get("ansible_ssh_private_key_file", "")),
                 mgmt_ip=ssh_host, overlay_ip=_strip_prefix(str(hv.get("overlay_ip", ""))),
                 deftctl=str(hv.get("deftctl_bin", "deftctl")),
+                known_hosts=opts.get("userknownhostsfile", ""),
+                strict_host_keys=opts.get("stricthostkeychecking", "").lower() == "yes",
             )
         )
     return hosts

@@ -147,8 +147,9 @@ def _ones_sum(data: bytes) -> int:
 
 def build_template(flow: Flow, method: str, src_mac: str = "", dst_mac: str = "") -> Template:
     """Craft ``flow``'s packet once with scapy for ``method`` (see the module table)."""
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.l2 import Ether
+    # scapy loads in ~1 s: only the generator pays for it, not `deftctl` start-up
+    from scapy.layers.inet import IP, TCP, UDP  # noqa: PLC0415
+    from scapy.layers.l2 import Ether  # noqa: PLC0415
 
     payload = _payload(flow)
     if method == "udp":
@@ -163,16 +164,21 @@ def build_template(flow: Flow, method: str, src_mac: str = "", dst_mac: str = ""
     pkt = IP(src=flow.src, dst=flow.dst, ttl=64, id=0, flags="DF") / l4 / payload
     l2 = 0
     if method in ("packet", "tcpreplay"):
-        pkt = Ether(src=src_mac, dst=dst_mac) / pkt
+        raw = bytes(Ether(src=src_mac, dst=dst_mac) / pkt)
         l2 = L2_HDR
-    buf = bytearray(bytes(pkt))
+    else:
+        raw = bytes(pkt)
+    buf = bytearray(raw)
     l4_off = l2 + IP_HDR
     tpl = Template(flow, buf, l4_off + L4_HDR[flow.proto])
     if flow.proto == "tcp":
         # checksum base: pseudo header + segment with checksum, tcp seq, stamp seq and tx_ns zeroed
         seg = bytearray(buf[l4_off:])
         seg[TCP_CSUM_OFF : TCP_CSUM_OFF + 2] = b"\0\0"
-        pseudo = socket.inet_aton(flow.src) + socket.inet_aton(flow.dst) + bytes([0, 6]) + len(seg).to_bytes(2, "big")
+        pseudo = (
+            socket.inet_aton(flow.src) + socket.inet_aton(flow.dst) + bytes([0, 6])
+            + len(seg).to_bytes(2, "big")
+        )
         tpl.tcp_off = l4_off
         tpl.csum_base = _ones_sum(pseudo + bytes(seg))
     return tpl

@@ -11,6 +11,7 @@ is a precomputed stride-scheduling sequence, so shares are exact over every cycl
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Sequence
 
@@ -69,10 +70,8 @@ def expected_packets(fn: RateFn, duration_s: float, step_s: float = 0.001) -> fl
 
 def flow_weights(base: Sequence[float], distribution: str, zipf_s: float) -> list[float]:
     """Normalised per-flow shares: ``base[i]`` x (1 / (i+1)**zipf_s for zipf, 1 for uniform)."""
-    if distribution == "zipf":
-        w = [b / (i + 1) ** zipf_s for i, b in enumerate(base)]
-    else:
-        w = list(base)
+    zipf = distribution == "zipf"
+    w = [b / (i + 1) ** zipf_s if zipf else b for i, b in enumerate(base)]
     total = sum(w)
     return [x / total for x in w]
 
@@ -89,7 +88,6 @@ def stride_sequence(weights: Sequence[float], length: int = 0) -> list[int]:
         raise ValueError("no flows")
     if length <= 0:
         length = max(n, min(100_000, 20 * n))
-    import heapq
 
     heap = [(0.5 / w, i) for i, w in enumerate(weights)]
     heapq.heapify(heap)

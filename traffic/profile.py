@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deftctl import config
+from traffic.stamp import STAMP_LEN
 
 METHODS = ("packet", "raw", "udp", "tcpreplay")
 PATTERNS = ("constant", "ramp", "on_off", "diurnal", "flash_crowd", "pcap")
@@ -36,8 +37,6 @@ MAX_FLOWS = 65536
 
 def min_frame(proto: str) -> int:
     """Smallest frame (incl. FCS) that still holds a full stamp for ``proto``."""
-    from traffic.stamp import STAMP_LEN
-
     return max(64, L2_HDR + IP_HDR + L4_HDR[proto] + STAMP_LEN + ETH_FCS)
 
 
@@ -152,7 +151,8 @@ class SinkSpec:
     bind: str = "0.0.0.0"
     ports: list[int] = field(default_factory=list)  # [] = every dport of the profile's flows
     idle_timeout_s: float = 2.0  # stop this long after the last packet (once traffic started)
-    grace_s: float = 3.0  # the sink runs at most duration_s + grace_s
+    grace_s: float = 3.0  # the sink runs at most duration_s + grace_s after the first packet
+    first_packet_timeout_s: float = 60.0  # give up if no packet arrives this long after start
     max_packets: int = 0  # 0 = no packet bound beyond the time bound
     rcvbuf_bytes: int = 8 * 1024 * 1024
     nice: int = 0  # CPU priority of the sink process (-20..19; < 0 needs root)
@@ -165,8 +165,10 @@ class SinkSpec:
         _check_ip(self.bind, "sink: bind")
         for p in self.ports:
             _check_port(p, "sink: ports")
-        if self.idle_timeout_s <= 0 or self.grace_s < 0 or self.max_packets < 0:
-            raise ValueError("sink: idle_timeout_s must be > 0, grace_s and max_packets >= 0")
+        if self.idle_timeout_s <= 0 or self.first_packet_timeout_s <= 0:
+            raise ValueError("sink: idle_timeout_s and first_packet_timeout_s must be > 0")
+        if self.grace_s < 0 or self.max_packets < 0:
+            raise ValueError("sink: grace_s and max_packets must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ Sequence of ``run_across``:
    JSON reports, merge (exact loss per flow) and remove the temp dirs. On any failure the remote
    processes are sent SIGTERM (they write partial results and exit).
 
-Host keys: unknown keys are accepted for the session (like OpenSSH ``accept-new`` without saving);
-a key that contradicts ``~/.ssh/known_hosts`` is rejected by paramiko.
+Host keys: the inventory's ``UserKnownHostsFile`` (in ``ansible_ssh_common_args``) is loaded; with
+``StrictHostKeyChecking=yes`` there, unknown keys are refused, otherwise accepted for the session
+(like OpenSSH ``accept-new`` without saving). A key that contradicts a known one is always refused.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class Session:
         f = chan.makefile("r")
         line = f.readline().strip()
         if not line.isdigit():
-            raise RemoteError(f"{self.host.name}: could not start `{cmd}`: {chan.makefile_stderr('r').read()!r}")
+            err = chan.makefile_stderr("r").read()
+            raise RemoteError(f"{self.host.name}: could not start `{cmd}`: {err!r}")
         proc = (int(line), chan)
         self.procs.append(proc)
         return proc
@@ -96,11 +98,17 @@ class Session:
 
 
 def connect(host: TrafficHost) -> Session:
-    import paramiko
+    import paramiko  # noqa: PLC0415 - keeps `deftctl` start-up fast
 
     c = paramiko.SSHClient()
     c.load_system_host_keys()
-    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    if host.known_hosts:
+        try:
+            c.load_host_keys(host.known_hosts)
+        except OSError as exc:
+            raise RemoteError(f"{host.name}: cannot read known_hosts {host.known_hosts}: {exc}") from exc
+    strict = paramiko.RejectPolicy() if host.strict_host_keys else paramiko.AutoAddPolicy()
+    c.set_missing_host_key_policy(strict)
     try:
         c.connect(
             host.ssh_host, port=host.ssh_port, username=host.ssh_user,
@@ -108,7 +116,8 @@ def connect(host: TrafficHost) -> Session:
             banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S,
         )
     except (paramiko.SSHException, OSError) as exc:
-        raise RemoteError(f"{host.name}: SSH to {host.ssh_user}@{host.ssh_host}:{host.ssh_port} failed: {exc}") from exc
+        where = f"{host.ssh_user}@{host.ssh_host}:{host.ssh_port}"
+        raise RemoteError(f"{host.name}: SSH to {where} failed: {exc}") from exc
     return Session(host, c)
 
 
@@ -143,6 +152,12 @@ def run_across(
         for h in sinks + clients:
             s = connect(h)
             sessions.append(s)
+            try:
+                s.exec(f"command -v {shlex.quote(h.deftctl.split()[0])}", timeout=30)
+            except RemoteError as exc:
+                raise RemoteError(
+                    f"{h.name}: `{h.deftctl}` not found over SSH: set the deftctl_bin hostvar to its path"
+                ) from exc
             s.tmp = s.exec("mktemp -d /tmp/deft-traffic.XXXXXX").strip()
             with s.client.open_sftp() as sftp:
                 sftp.put(str(profile_path), f"{s.tmp}/profile.yml")
@@ -173,7 +188,7 @@ def run_across(
         for s, ch in zip(client_sessions, gen_chans, strict=True):
             _wait_exit(s, ch, "generator", bound)
         for s, ch in zip(sink_sessions, sink_chans, strict=True):
-            _wait_exit(s, ch, "sink", profile.sink.grace_s + profile.duration_s + 30.0)
+            _wait_exit(s, ch, "sink", profile.sink.idle_timeout_s + profile.sink.grace_s + 30.0)
         gens = [results.gen_from_dict(json.loads(s.read(f"{s.tmp}/gen.json"))) for s in client_sessions]
         sink_reps = [results.sink_from_dict(json.loads(s.read(f"{s.tmp}/sink.json"))) for s in sink_sessions]
         summary = results.summarize(profile.name, gens, sink_reps)
@@ -200,8 +215,9 @@ def format_summary(s: results.RunSummary) -> str:
         )
     for r in s.sinks:
         lines.append(
-            f"  sink {r.host:<12} recv {r.received:>10} unique {r.unique} loss {r.loss} dup {r.duplicates} "
-            f"reord {r.reordered} malformed {r.malformed} p50 {r.latency_p50_us:.0f} us p99 {r.latency_p99_us:.0f} us"
+            f"  sink {r.host:<12} recv {r.received:>10} unique {r.unique} loss {r.loss} "
+            f"dup {r.duplicates} reord {r.reordered} malformed {r.malformed} "
+            f"p50 {r.latency_p50_us:.0f} us p99 {r.latency_p99_us:.0f} us"
         )
     loss_pct = 100.0 * s.loss / s.sent if s.sent else 0.0
     lines.append(

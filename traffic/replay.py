@@ -36,7 +36,7 @@ KILL_MARGIN_S = 5.0
 
 def write_pcap(templates: list[packets.Template], n: int, order: list[int], path: Path) -> list[int]:
     """Write ``n`` packets (flows in stride order, per-flow seq) to ``path``; returns per-flow counts."""
-    from scapy.utils import PcapWriter
+    from scapy.utils import PcapWriter  # noqa: PLC0415 - scapy only when writing a pcap
 
     seqs = [0] * len(templates)
     with PcapWriter(str(path), linktype=1, sync=False) as w:
@@ -110,11 +110,16 @@ def run_tcpreplay(
         achieved_pps=sent / dur if dur > 0 else 0.0,
         send_errors=int(failed.group(1)) if failed else 0,
         stop_reason=reason,
-        flows=[FlowSent(t.flow.flow_id, t.flow.five_tuple(), n) for t, n in zip(templates, per_flow, strict=False)],
+        flows=[
+            FlowSent(t.flow.flow_id, t.flow.five_tuple(), n)
+            for t, n in zip(templates, per_flow, strict=False)
+        ],
     )
 
 
-def _first_n(per_flow: list[int], sent: int, templates: list[packets.Template], profile: TrafficProfile) -> list[int]:
+def _first_n(
+    per_flow: list[int], sent: int, templates: list[packets.Template], profile: TrafficProfile
+) -> list[int]:
     """Per-flow counts of the first ``sent`` packets of the (possibly looped) pcap."""
     weights = flow_weights([t.flow.weight for t in templates], profile.distribution, profile.zipf_s)
     order = stride_sequence(weights)

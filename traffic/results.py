@@ -38,6 +38,7 @@ class GeneratorReport:
     achieved_pps: float
     send_errors: int
     stop_reason: str  # count | duration | signal | tcpreplay
+    cpu_s: float = 0.0  # CPU time (user + sys) of the send loop; sent / cpu_s = pps per core
     flows: list[FlowSent] = field(default_factory=list)
 
 
@@ -163,7 +164,7 @@ def write_flows_csv(report: SinkReport, path: Path | str) -> None:
         w.writeheader()
         for fr in report.flows:
             w.writerow(dataclasses.asdict(fr))
-        total = {n: "" for n in names}
+        total: dict[str, object] = {n: "" for n in names}
         total.update(
             flow_id=-1, src="total", received=report.received, unique=report.unique,
             duplicates=report.duplicates, reordered=report.reordered, bytes=report.bytes,

@@ -19,7 +19,9 @@ UDP sockets with a tiny buffer are still opened on the ports, so the kernel does
 traffic with ICMP port-unreachable).
 
 The sink stops at the FIRST of: ``idle_timeout_s`` without packets (after the first one),
-``duration_s + grace_s`` since start, ``max_packets`` received, or ``stop`` set (SIGTERM).
+``duration_s + grace_s`` after the first packet, ``first_packet_timeout_s`` without any packet
+since start, ``max_packets`` received, or ``stop`` set (SIGTERM). Counting the traffic bound from the
+first packet means a sink started early (orchestration over SSH takes seconds) never cuts a run short.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from traffic import latency, stamp
+from traffic.priority import set_priority
 from traffic.results import FlowResult, SinkReport
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class SinkConfig:
     duration_s: float = 10.0  # expected traffic duration; the sink runs at most duration_s + grace_s
     grace_s: float = 3.0
     idle_timeout_s: float = 2.0
+    first_packet_timeout_s: float = 60.0
     max_packets: int = 0
     rcvbuf_bytes: int = 8 * 1024 * 1024
     nice: int = 0  # process priority (-20..19), applied in open()
@@ -115,8 +119,7 @@ def _account(st: FlowState, seq: int, tx_ns: int, rx_ns: int, nbytes: int, state
         h[idx] = h.get(idx, 0) + 1
         st.lat_n += 1
         st.lat_sum += us
-        if us > st.lat_max:
-            st.lat_max = us
+        st.lat_max = max(st.lat_max, us)
 
 
 class Sink:
@@ -138,8 +141,6 @@ class Sink:
     def open(self) -> None:
         cfg = self.cfg
         if cfg.nice:
-            from traffic.generator import set_priority
-
             set_priority(cfg.nice)
         try:
             for port in cfg.ports:
@@ -194,7 +195,7 @@ class Sink:
         drain = self._drain_udp if cfg.mode == "udp" else self._drain_packet
         self.started_ns = time.time_ns()
         t0 = time.monotonic()
-        hard_deadline = t0 + cfg.duration_s + cfg.grace_s
+        hard_deadline = t0 + cfg.first_packet_timeout_s
         last_rx = 0.0
         total = 0
         while True:
@@ -203,7 +204,7 @@ class Sink:
                 self.stop_reason = "signal"
                 break
             if now >= hard_deadline:
-                self.stop_reason = "duration"
+                self.stop_reason = "duration" if last_rx else "no-traffic"
                 break
             if last_rx and now - last_rx >= cfg.idle_timeout_s:
                 self.stop_reason = "idle"
@@ -215,6 +216,8 @@ class Sink:
             for fd, _ in events:
                 got = drain(sources[fd], cfg.max_packets - total if cfg.max_packets else 0)
                 if got:
+                    if not last_rx:  # first packet: the traffic's own time bound starts now
+                        hard_deadline = time.monotonic() + cfg.duration_s + cfg.grace_s
                     total += got
                     last_rx = time.monotonic()
         self.stopped_ns = time.time_ns()

@@ -94,6 +94,18 @@ class LocalRedis:
                 log = self.workdir / f"redis-{self.port}.log"
                 tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
                 raise RuntimeError(f"redis-server on {self.endpoint} exited ({self.proc.returncode}): {tail}")
+            if self.ns is not None:
+                # the address may only be reachable inside the namespace: ask from there
+                cli = ["redis-cli", "-h", self.bind, "-p", str(self.port), "ping"]
+                cp = subprocess.run(
+                    ["ip", "netns", "exec", self.ns, *cli],
+                    capture_output=True, text=True, check=False, timeout=5,
+                )
+                if cp.stdout.strip() == "PONG":
+                    return
+                last = RuntimeError(cp.stderr.strip() or cp.stdout.strip())
+                time.sleep(0.05)
+                continue
             try:
                 with redis.Redis(host=self.bind, port=self.port, socket_timeout=0.5) as r:
                     r.ping()

@@ -11,29 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from nf.types.base import NFContext, NFLogic
+from nf.types.counter import CounterNF
+from nf.types.firewall import FirewallNF
+from nf.types.lb import LoadBalancerNF
+from nf.types.nat import NatNF
+
+#: NF type name -> class (the ``nf.type`` config value)
+REGISTRY: dict[str, type[NFLogic]] = {
+    "counter": CounterNF, "firewall": FirewallNF, "nat": NatNF, "lb": LoadBalancerNF,
+}
+KINDS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def create(kind: str, ctx: NFContext) -> NFLogic:
-    """NF logic of type ``kind`` (imports lazily so a counter NF never imports the pool code)."""
-    if kind == "counter":
-        from nf.types.counter import CounterNF
-        return CounterNF(ctx)
-    if kind == "firewall":
-        from nf.types.firewall import FirewallNF
-        return FirewallNF(ctx)
-    if kind == "nat":
-        from nf.types.nat import NatNF
-        return NatNF(ctx)
-    if kind == "lb":
-        from nf.types.lb import LoadBalancerNF
-        return LoadBalancerNF(ctx)
-    raise ValueError(f"unknown NF type {kind!r} (known: counter, firewall, nat, lb)")
+    """NF logic of type ``kind`` for one worker."""
+    cls: Any = REGISTRY.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown NF type {kind!r} (known: {', '.join(KINDS)})")
+    return cls(ctx)  # type: ignore[no-any-return]
 
 
-KINDS: tuple[str, ...] = ("counter", "firewall", "nat", "lb")
-
-__all__ = ["KINDS", "NFContext", "NFLogic", "create"]
-
-
-def _unused(_: Any) -> None:  # keep Any imported for type checkers of subclasses
-    return None
+__all__ = ["KINDS", "REGISTRY", "NFContext", "NFLogic", "create"]

@@ -78,5 +78,5 @@ class NFLogic(abc.ABC):
         """JSON-friendly view of one flow's state (control API ``export_state``)."""
         return {"blob": self.dump(skey).hex()}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most NF types hold no resources
         """Release resources (store connections)."""

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from nf.store import keys
 from nf.types.base import NFContext, NFLogic
 
 _ST = struct.Struct("!QQ")
@@ -36,7 +37,6 @@ class CounterNF(NFLogic):
         self._pending = 0
         self._gkey = ""
         if self.every:
-            from nf.store import keys
             self._gkey = keys.global_key(cfg.global_name)
 
     def process(self, pkt: bytes, key: bytes, forward: bool, group: int) -> bytes | None:

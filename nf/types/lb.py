@@ -17,7 +17,7 @@ from typing import Any
 
 from nf.flow import canonical_key
 from nf.types.base import NFContext, NFLogic
-from nf.types.portpool import PoolExhausted, PortPool
+from nf.types.portpool import PoolExhaustedError, PortPool
 from nf.types.rewrite import rewrite
 
 # proto, client ip, client port, backend index, snat port
@@ -87,7 +87,7 @@ class LoadBalancerNF(NFLogic):
                 return None
             try:
                 snat_port = self.pool.alloc(group)
-            except PoolExhausted:
+            except PoolExhaustedError:
                 return None
             finally:
                 self.global_updates = self.pool.updates

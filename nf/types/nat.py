@@ -17,7 +17,7 @@ from typing import Any
 
 from nf.flow import canonical_key
 from nf.types.base import NFContext, NFLogic
-from nf.types.portpool import PoolExhausted, PortPool
+from nf.types.portpool import PoolExhaustedError, PortPool
 from nf.types.rewrite import rewrite
 
 # proto, inside ip, inside port, remote ip, remote port, public port
@@ -84,7 +84,7 @@ class NatNF(NFLogic):
                 return None
             try:
                 pub = self.pool.alloc(group)
-            except PoolExhausted:
+            except PoolExhaustedError:
                 return None
             finally:
                 self.global_updates = self.pool.updates

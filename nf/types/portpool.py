@@ -19,10 +19,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from nf.store import keys
+
 log = logging.getLogger(__name__)
 
 
-class PoolExhausted(RuntimeError):
+class PoolExhaustedError(RuntimeError):
     """No free public port is left for a flow group."""
 
 
@@ -50,7 +52,6 @@ class PortPool:
         return 0 if group >= span else (span - group + self.groups - 1) // self.groups
 
     def _claim(self, group: int) -> list[int]:
-        from nf.store import keys  # local: only translators need the key builders
         key = keys.global_key("natpool", self.pool, group)
         cap = self._capacity(group)
         for _ in range(64):
@@ -66,13 +67,13 @@ class PortPool:
         return []
 
     def alloc(self, group: int) -> int:
-        """A public port owned by ``group``; raises :class:`PoolExhausted`."""
+        """A public port owned by ``group``; raises :class:`PoolExhaustedError`."""
         fl = self.free.get(group)
         if not fl:
             fl = self.free[group] = self._claim(group)
             fl.reverse()
             if not fl:
-                raise PoolExhausted(f"port pool {self.pool!r}: no free port for flow group {group}")
+                raise PoolExhaustedError(f"port pool {self.pool!r}: no free port for flow group {group}")
         return fl.pop()
 
     def release(self, group: int, port: int) -> None:

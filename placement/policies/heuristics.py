@@ -11,7 +11,8 @@ definition) they move one VNF off it per step and differ only in *which* VNF goe
   utilisations -> the least-loaded host (a greedy min-max step; moves only when that strictly improves).
 * ``thesis-80``: the thesis' "Algorithm for Cluster Overload" (deft-seeds.md 5.5): the overloaded NF's
   highest-rate flow -> the lowest-usage NF if the expected usage there stays under 80 %; its "create a
-  new NF" branch has no counterpart in a fixed cluster, so it does nothing then.
+  new NF" branch has no counterpart in a fixed cluster, so it does nothing then. This is an adapter
+  to the one implementation in ``nf/balancer.py``.
 
 ``static`` is DEFT as shipped (round-robin placement, never migrates); ``random`` moves a random
 feasible VNF with probability ``p_move`` per step (the sanity floor).
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from placement.observation import Observation
-from placement.policies.base import NOOP, noop_moves
+from placement.policies.base import noop_moves
 
 
 class StaticPolicy:
@@ -150,15 +151,49 @@ class LeastLoadedPolicy(_HotspotPolicy):
         return v, t, ok
 
 
-class ThesisBalancerPolicy(_HotspotPolicy):
+class ThesisBalancerPolicy:
+    """Adapter to THE thesis balancer in :mod:`nf.balancer` (one decision function for NF and placement).
+
+    Each up host is one balancer "instance" of a single cluster (usage = estimated utilisation,
+    capacity = host pps, flow groups = its movable VNFs and their rates). The cluster is capped at its
+    current size, so the balancer's "start a new instance" outcome has no counterpart here and is
+    treated as no-op; the first move of the round (off the most loaded host) is carried out.
+    """
+
     name = "thesis-80"
 
-    def _choose(self, obs, mask, util, hot, on_hot, thr):  # type: ignore[no-untyped-def]
-        b = np.arange(obs.batch)
-        v = self._largest(obs, on_hot)
-        cold_util = np.where(obs.host_up, util, np.inf)
-        cold_util[b, hot] = np.inf
-        t = cold_util.argmin(axis=1)
-        expected = (obs.host_load_pps[b, t] + obs.vnf_rate_pps[b, v]) / obs.host_capacity_pps[b, t]
-        ok = (expected < thr) & mask[b, v, t] & (obs.vnf_host[b, v] != NOOP)
-        return v, t, ok
+    def __init__(self, threshold: float | None = None) -> None:
+        self.threshold = threshold
+
+    def reset(self, batch: int) -> None:
+        del batch
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        from nf.balancer import InstanceLoad, decide  # noqa: PLC0415  (nf is a sibling package)
+
+        thr = obs.overload_threshold if self.threshold is None else self.threshold
+        out = noop_moves(obs.batch)
+        util = obs.host_load_pps / obs.host_capacity_pps
+        for b in range(obs.batch):
+            up = np.flatnonzero(obs.host_up[b])
+            if not (util[b, up] >= thr).any():
+                continue
+            loads = [
+                InstanceLoad(
+                    instance=str(h), cluster="cluster", usage=float(util[b, h]),
+                    capacity_pps=float(obs.host_capacity_pps[b, h]),
+                    flows={str(v): float(obs.vnf_rate_pps[b, v])
+                           for v in np.flatnonzero((obs.vnf_host[b] == h) & obs.vnf_movable[b])},
+                )
+                for h in up
+            ]
+            dec = decide(loads, threshold=thr, max_per_cluster=len(loads), moves_per_instance=1)
+            hosts = {str(h) for h in up}
+            for mv in dec.moves:  # first move onto an existing host (new instances: no-op)
+                if mv.to_new_instance or mv.dst not in hosts:
+                    continue
+                v, h = int(mv.group), int(mv.dst)
+                if mask[b, v, h]:
+                    out[b] = (v, h)
+                break
+        return out

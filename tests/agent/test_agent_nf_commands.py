@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from agent import commands
 from agent.collectors.nf import NfCollector
-from agent.config import load_agent
+from agent.config import TelemetryConfig, load_agent
 from agent.influxd import free_port
 from agent.query import QueryClient
 from agent.registry import Registry
@@ -110,8 +111,6 @@ def test_duplicate_start_is_refused(agent_yml: Path) -> None:
 def test_instance_that_dies_at_start_is_reported_with_its_log(agent_yml: Path, tmp_path: Path) -> None:
     """A data port already in use: the NF exits, the command fails naming it, nothing stays registered."""
     conf = load_agent(agent_yml)
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("0.0.0.0", 0))
         port = s.getsockname()[1]
@@ -141,8 +140,24 @@ def test_malformed_agent_config_exits_2_naming_the_key(tmp_path: Path, agent_cmd
 
 
 def test_malformed_telemetry_config_exits_2(tmp_path: Path, write_agent_files, agent_cmd) -> None:
-    conf = write_agent_files(tmp_path / "a", __import__("agent.config").config.TelemetryConfig())
+    conf = write_agent_files(tmp_path / "a", TelemetryConfig())
     (tmp_path / "a" / "telemetry.yml").write_text("url: localhost:8086\nflavor: v1\n")
     cp = subprocess.run(agent_cmd("run", "-c", str(conf), "--max-ticks", "1"), capture_output=True,
                         text=True, check=False, timeout=60)
     assert cp.returncode == 2 and "url: expected http(s)://host:port" in cp.stderr
+
+
+def test_migrate_with_unreachable_store_fails_clearly(tmp_path: Path, influxdb_telemetry, write_agent_files,
+                                                       agent_cmd, cleanup_instances) -> None:
+    store_yml = tmp_path / "statestore.yml"
+    store_yml.write_text(f"backend: redis\nendpoints: ['127.0.0.1:{free_port()}']\ntimeout_ms: 300\n"
+                         "retry_ms: 300\n")
+    path = write_agent_files(tmp_path / "agent", influxdb_telemetry, control_port_base=free_port(),
+                             port_base=random.randrange(20000, 40000, 1000), statestore=str(store_yml))
+    conf = load_agent(path)
+    cleanup_instances.append(conf)
+    commands.nf_start(conf, "ag-m1", "counter")
+    code, doc = _cli(agent_cmd, "migrate", "-i", "ag-m1", "--to", "ag-h2", "--json", "-c", str(path))
+    assert code == 1
+    assert isinstance(doc, dict) and "state store unreachable" in doc["error"]
+    assert [r["alive"] for r in commands.nf_list(conf)] == [True]  # the instance is untouched

@@ -47,6 +47,6 @@ def test_agent_run_writes_every_measurement_with_the_documented_schema(
     assert qc.count("nic", "rx_bytes") == ticks * len(nics)
     assert qc.count("nic", "rx_pps") == (ticks - 1) * len(nics)
     # both OVS ports, tagged with bridge, type and (tunnels only) the peer
-    ports = {(r["port"], r["port_type"], r.get("remote_ip") or "")
-             for r in qc.rows('SELECT last("link_up") FROM "ovs_port" GROUP BY "port", "port_type", "remote_ip"')}
+    q = 'SELECT last("link_up") FROM "ovs_port" GROUP BY "port", "port_type", "remote_ip"'
+    ports = {(r["port"], r["port_type"], r.get("remote_ip") or "") for r in qc.rows(q)}
     assert ports == {("br-int", "internal", ""), ("vx-2", "vxlan", "10.78.0.2")}

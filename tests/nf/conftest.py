@@ -11,8 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lab.netns import Topology  # noqa: E402
-from nfnet import NFNet  # noqa: E402
+from nfnet import NFNet
+
+from lab.netns import Topology
 
 
 def _need_root() -> None:

@@ -133,7 +133,8 @@ class NFNet:
 
     # ---- traffic ------------------------------------------------------------------------------
     def sink(self, name: str, port: int, bind: str = "0.0.0.0", echo: bool = False,
-             latency: bool = False, host: str = "sv", live: bool = False) -> tuple[subprocess.Popen[bytes], Path]:
+             latency: bool = False, host: str = "sv",
+             live: bool = False) -> tuple[subprocess.Popen[bytes], Path]:
         out = self.dir / f"sink-{name}.json"
         args = [sys.executable, TRAFFIC, "sink", "--bind", bind, "--port", str(port), "--out", str(out)]
         if live:

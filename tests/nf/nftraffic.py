@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import struct
 import sys
 import time
+from typing import Any
 
 PAYLOAD = struct.Struct("!IQQ")  # flow index, seq, send time ns
 
 
-def send(ns: argparse.Namespace) -> dict:
+def send(ns: argparse.Namespace) -> dict[str, Any]:
     socks = []
     for i in range(ns.flows):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -74,7 +76,7 @@ def send(ns: argparse.Namespace) -> dict:
     return {"sent": seqs, "sport": ns.sport, "echoes": {str(k): v for k, v in echoes.items()}}
 
 
-def sink(ns: argparse.Namespace) -> dict:
+def sink(ns: argparse.Namespace) -> dict[str, Any]:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind((ns.bind, ns.port))
@@ -98,7 +100,7 @@ def sink(ns: argparse.Namespace) -> dict:
             last_dump, dirty = time.time(), False
         try:
             d, addr = s.recvfrom(4096)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             continue
         except InterruptedError:
             continue
@@ -117,11 +119,10 @@ def sink(ns: argparse.Namespace) -> dict:
     return {"flows": flows, "index": index, "latency_ns": lat}
 
 
-def _dump(path: str, obj: dict) -> None:
+def _dump(path: str, obj: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f)
-    import os
     os.replace(tmp, path)
 
 

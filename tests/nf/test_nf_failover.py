@@ -18,7 +18,7 @@ def test_kill9_primary_promote_secondary(nfnet: NFNet) -> None:
                                                 "secondaries": ["10.98.0.12:9100"], "workers": 2}}])
     sink, out = nfnet.sink("fo", 5000)
     flows, rate, count = 8, 2000, 8000  # 4 s of traffic
-    proc, sent = nfnet.send("10.98.2.2:5000", flows=flows, rate=rate, count=count, wait=False)
+    proc, _sent = nfnet.send("10.98.2.2:5000", flows=flows, rate=rate, count=count, wait=False)
     time.sleep(1.5)
     nfnet.kill9("p")
     res = s.promote(epoch=2)

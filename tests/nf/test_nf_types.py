@@ -21,7 +21,7 @@ def test_counter_forwards_and_counts(nfnet: NFNet) -> None:
     _pair(nfnet, {"type": "counter"})
     nfnet.stamper(STEER_ALL)
     sink, out = nfnet.sink("c", 5000)
-    _, sent_path = nfnet.send("10.98.2.2:5000", flows=4, rate=2000, count=800)
+    nfnet.send("10.98.2.2:5000", flows=4, rate=2000, count=800)
     time.sleep(0.5)
     got = nfnet.stop_read(sink, out)["flows"]
     assert sorted(len(v) for v in got.values()) == [200] * 4

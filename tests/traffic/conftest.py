@@ -88,6 +88,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
             netns.add_addr(ns, "eth0", f"{ip}/24")
             # static neighbours and no IPv6: no ARP/ND packets, so deterministic impairments
             # (nft numgen counters) see only the test's own packets
-            netns.run(["ip", "neigh", "replace", peer_ip, "lladdr", peer_mac, "dev", "eth0", "nud", "permanent"], ns=ns)
+            neigh = ["ip", "neigh", "replace", peer_ip, "lladdr", peer_mac, "dev", "eth0", "nud", "permanent"]
+            netns.run(neigh, ns=ns)
             netns.run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], ns=ns)
         yield Pair(topo, a, b, tmp_path)

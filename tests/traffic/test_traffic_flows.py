@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from conftest import Pair
 
 
 @pytest.mark.netns
 @pytest.mark.parametrize("method", ["packet", "raw"])
-def test_mixed_udp_tcp_zipf_flows_exact_per_flow(pair, method):
+def test_mixed_udp_tcp_zipf_flows_exact_per_flow(pair: Pair, method: str) -> None:
     prof = pair.profile(
         "mixed", duration_s=10, count=6000, method=method, distribution="zipf", zipf_s=1.1,
         flows=[
-            {"proto": "udp", "src": "10.201.0.1", "sport": 20000, "dport": 9000, "count": 6, "size_bytes": 128},
+            {"proto": "udp", "src": "10.201.0.1", "sport": 20000, "dport": 9000, "count": 6,
+             "size_bytes": 128},
             {"proto": "tcp", "sport": 30000, "dport": 9001, "count": 3, "size_bytes": 300},
         ],
         pattern={"kind": "constant", "rate_pps": 6000},
@@ -32,7 +34,7 @@ def test_mixed_udp_tcp_zipf_flows_exact_per_flow(pair, method):
 
 
 @pytest.mark.netns
-def test_udp_method_one_socket_per_flow(pair):
+def test_udp_method_one_socket_per_flow(pair: Pair) -> None:
     prof = pair.profile(
         "udpm", duration_s=10, count=2000, method="udp",
         flows=[{"proto": "udp", "sport": 41000, "dport": 9000, "count": 4}],

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import A_MAC, B_IP, B_MAC
+from conftest import A_MAC, B_IP, B_MAC, Pair
+from scapy.utils import PcapWriter
 
 from lab import netns
 from traffic import packets
@@ -36,7 +37,7 @@ def nft_counter(ns: str, table: str) -> int:
 
 
 @pytest.mark.netns
-def test_every_tenth_dropped_loss_exact(pair):
+def test_every_tenth_dropped_loss_exact(pair: Pair) -> None:
     nft(pair.b, """table ip tgimp { chain pre { type filter hook prerouting priority 0;
         udp dport 9000 numgen inc mod 10 == 9 counter drop; }; }""")
     prof = pair.profile("drop10", duration_s=10, count=5000, method="packet", flows=UDP_FLOWS,
@@ -54,7 +55,7 @@ def test_every_tenth_dropped_loss_exact(pair):
 
 
 @pytest.mark.netns
-def test_duplicates_exact_against_nft_dup(pair):
+def test_duplicates_exact_against_nft_dup(pair: Pair) -> None:
     # sender side: clone every matching packet to the sink (raw method goes through OUTPUT)
     nft(pair.a, f"""table ip tgimp {{ chain out {{ type filter hook output priority 0;
         udp dport 9000 numgen inc mod 4 == 0 counter dup to {B_IP}; }}; }}""")
@@ -104,9 +105,7 @@ def _expected(order: list[tuple[int, int]]) -> dict[str, int]:
 
 
 @pytest.mark.netns
-def test_reorder_dup_loss_exact_from_permuted_pcap(pair):
-    from scapy.utils import PcapWriter
-
+def test_reorder_dup_loss_exact_from_permuted_pcap(pair: Pair) -> None:
     flows = [packets.Flow(i, "udp", "10.201.0.1", B_IP, 10000 + i, 9000, 100, 1.0) for i in range(3)]
     tpls = [packets.build_template(f, "tcpreplay", A_MAC, B_MAC) for f in flows]
     order = _impaired_order(400, len(flows))
@@ -133,7 +132,7 @@ def _have_netem(ns: str) -> bool:
 
 
 @pytest.mark.netns
-def test_random_loss_matches_netem_drop_counter(pair):
+def test_random_loss_matches_netem_drop_counter(pair: Pair) -> None:
     if not _have_netem(pair.a):
         pytest.skip("netem qdisc not available in this kernel (CONFIG_NET_SCH_NETEM)")
     prof = pair.profile("netem", duration_s=10, count=5000, method="packet", flows=UDP_FLOWS,
@@ -147,7 +146,7 @@ def test_random_loss_matches_netem_drop_counter(pair):
 
 
 @pytest.mark.netns
-def test_tcpreplay_method_sends_exact_count(pair):
+def test_tcpreplay_method_sends_exact_count(pair: Pair) -> None:
     prof = pair.profile("replay", duration_s=10, count=4000, method="tcpreplay", flows=UDP_FLOWS,
                         pattern={"kind": "constant", "rate_pps": 8000}, sink={"idle_timeout_s": 1})
     sink, out = pair.start_sink(prof)

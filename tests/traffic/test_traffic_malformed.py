@@ -6,10 +6,11 @@ import socket
 import threading
 
 import pytest
-from conftest import B_IP
+from conftest import B_IP, Pair
 
 from lab import netns
 from traffic import stamp
+from traffic.results import SinkReport
 from traffic.sink import Sink, SinkConfig
 
 
@@ -19,11 +20,11 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_udp_sink_counts_garbage_and_keeps_going():
+def test_udp_sink_counts_garbage_and_keeps_going() -> None:
     port = _free_udp_port()
     sink = Sink(SinkConfig(ports=[port], bind="127.0.0.1", duration_s=20, idle_timeout_s=0.5))
     sink.open()
-    result = {}
+    result: dict[str, SinkReport] = {}
     t = threading.Thread(target=lambda: result.update(rep=sink.run()))
     t.start()
     try:
@@ -46,11 +47,11 @@ def test_udp_sink_counts_garbage_and_keeps_going():
     assert rep.stop_reason == "idle"
 
 
-def test_huge_seq_jump_is_out_of_window_not_a_memory_bomb():
+def test_huge_seq_jump_is_out_of_window_not_a_memory_bomb() -> None:
     port = _free_udp_port()
     sink = Sink(SinkConfig(ports=[port], bind="127.0.0.1", duration_s=20, idle_timeout_s=0.5))
     sink.open()
-    result = {}
+    result: dict[str, SinkReport] = {}
     t = threading.Thread(target=lambda: result.update(rep=sink.run()))
     t.start()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -63,17 +64,19 @@ def test_huge_seq_jump_is_out_of_window_not_a_memory_bomb():
 
 
 @pytest.mark.netns
-def test_packet_mode_counts_bad_tcp_and_udp_payloads(pair):
-    prof = pair.profile("pm", duration_s=10, flows=[{"proto": "tcp", "dport": 9001}],
-                        sink={"mode": "packet", "interface": "eth0", "idle_timeout_s": 1, "ports": [9000, 9001]})
+def test_packet_mode_counts_bad_tcp_and_udp_payloads(pair: Pair) -> None:
+    sink_spec = {"mode": "packet", "interface": "eth0", "idle_timeout_s": 1, "ports": [9000, 9001]}
+    prof = pair.profile("pm", duration_s=10, flows=[{"proto": "tcp", "dport": 9001}], sink=sink_spec)
     sink, out = pair.start_sink(prof)
     script = (
         "from scapy.all import IP, UDP, TCP, raw; import socket\n"
         "from traffic import stamp\n"
         "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n"
         f"d = '{B_IP}'\n"
-        "for p in [IP(dst=d)/UDP(dport=9000)/b'x', IP(dst=d)/TCP(dport=9001)/b'nostamp-nostamp-nostamp',\n"
-        "          IP(dst=d)/UDP(dport=9000)/stamp.pack(3, 0, 0), IP(dst=d)/TCP(dport=9001)/stamp.pack(4, 0, 0),\n"
+        "for p in [IP(dst=d)/UDP(dport=9000)/b'x',\n"
+        "          IP(dst=d)/TCP(dport=9001)/b'nostamp-nostamp-nostamp',\n"
+        "          IP(dst=d)/UDP(dport=9000)/stamp.pack(3, 0, 0),\n"
+        "          IP(dst=d)/TCP(dport=9001)/stamp.pack(4, 0, 0),\n"
         "          IP(dst=d)/UDP(dport=5555)/b'not-our-port']:\n"
         "    s.sendto(raw(p), (d, 0))\n"
     )

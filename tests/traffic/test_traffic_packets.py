@@ -11,7 +11,7 @@ from traffic import packets, stamp
 
 
 @pytest.mark.parametrize("size", [76, 200, 1500])
-def test_tcp_checksum_patch_matches_scapy(size):
+def test_tcp_checksum_patch_matches_scapy(size: int) -> None:
     flow = packets.Flow(9, "tcp", "10.0.0.1", "10.0.0.2", 4321, 80, size, 1.0)
     tpl = packets.build_template(flow, "raw")
     for seq, ts in ((0, 0), (1, 1_700_000_000_123_456_789), (2**32 - 1, 2**64 - 1), (77, 5)):
@@ -23,7 +23,7 @@ def test_tcp_checksum_patch_matches_scapy(size):
         assert stamp.unpack(bytes(pkt[TCP].payload)) == (9, seq, ts)
 
 
-def test_udp_frame_is_64_bytes_with_fcs():
+def test_udp_frame_is_64_bytes_with_fcs() -> None:
     flow = packets.Flow(1, "udp", "10.0.0.1", "10.0.0.2", 1, 2, 64, 1.0)
     tpl = packets.build_template(flow, "packet", "02:00:00:00:00:01", "02:00:00:00:00:02")
     assert len(tpl.buf) == 60  # + 4 bytes FCS on the wire

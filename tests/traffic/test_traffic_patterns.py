@@ -25,17 +25,17 @@ from traffic.profile import PatternSpec, profile_from_dict
          10, 100 * 10 + 1000 * (1 + 2 + 1)),
     ],
 )
-def test_pattern_integrals(spec, duration, packets):
+def test_pattern_integrals(spec: PatternSpec, duration: float, packets: int) -> None:
     assert expected_packets(rate_fn(spec, duration), duration) == pytest.approx(packets, rel=1e-3)
 
 
-def test_count_bound_defaults_to_pattern_yield():
+def test_count_bound_defaults_to_pattern_yield() -> None:
     p = profile_from_dict({"name": "x", "duration_s": 4, "flows": [{"dst": "10.0.0.1"}],
                            "pattern": {"kind": "on_off", "rate_pps": 100, "on_s": 1, "off_s": 1}})
     assert planned_count(p) == 200
 
 
-def test_zipf_shares_are_exact_per_cycle():
+def test_zipf_shares_are_exact_per_cycle() -> None:
     w = flow_weights([1.0] * 4, "zipf", 1.0)
     seq = stride_sequence(w, 2500)
     counts = Counter(seq)
@@ -44,7 +44,7 @@ def test_zipf_shares_are_exact_per_cycle():
     assert counts[0] > counts[1] > counts[2] > counts[3]
 
 
-def test_latency_percentiles_within_bucket_error():
+def test_latency_percentiles_within_bucket_error() -> None:
     rng = random.Random(4)
     values = [rng.randint(0, 200_000) for _ in range(20_000)]
     hist: dict[int, int] = {}

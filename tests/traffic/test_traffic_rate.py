@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import Pair
 
 RATE = 50_000
 COUNT = 200_000  # 4 s at 50 kpps
@@ -13,7 +14,7 @@ COUNT = 200_000  # 4 s at 50 kpps
 
 @pytest.mark.netns
 @pytest.mark.slow
-def test_50kpps_count_bound_exact_and_on_rate(pair):
+def test_50kpps_count_bound_exact_and_on_rate(pair: Pair) -> None:
     prof = pair.profile(
         "rate50k", duration_s=8, count=COUNT, method="packet", nice=-10,
         flows=[{"proto": "udp", "dport": 9000, "sport": 10000, "count": 16, "size_bytes": 64}],
@@ -38,7 +39,7 @@ def test_50kpps_count_bound_exact_and_on_rate(pair):
 
 
 @pytest.mark.netns
-def test_time_bound_stops_run(pair):
+def test_time_bound_stops_run(pair: Pair) -> None:
     prof = pair.profile(
         "timebound", duration_s=1.5, count=10_000_000, method="raw",
         flows=[{"proto": "udp", "dport": 9000, "count": 2}],

@@ -1,0 +1,139 @@
+"""Migration downtime with many flows (goal: < 50 ms with 10k flows).
+
+Deploys a primary/secondary pair and a target instance on a third host (real ``nf.instance``
+processes, OVS userspace bridge programmed from the steering table), offers ``--flows`` UDP flows
+(10,000 by default) through the stamper, then moves every flow group to the target with
+:func:`nf.migration.migrate_groups` while traffic keeps flowing. Two modes:
+
+* ``full``: the target holds no state: pre-copy (duplicate input + snapshot + deltas until caught
+  up), then the cooperative handover;
+* ``delta``: the target already replicates the source (a cluster member): handover only.
+
+Reports per mode the pre-copy time, the handover time (= the downtime: packets of the moved groups
+are held, not processed), the steering switch, the flows moved, and at the sink the packets lost,
+reordered and duplicated (all should be 0).
+
+    python bench/migration_downtime.py --flows 10000
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "nf"))
+
+from nfnet import SERVERS, wait_for
+from ovsnet import OvsNFNet
+
+from lab.netns import Topology
+from nf.control import ControlClient
+from nf.failover import deploy_pair
+from nf.launcher import LaunchSpec, ProcessLauncher
+from nf.migration import migrate_groups
+from nf.steering import SteeringProgrammer, SteeringTable
+from nf.store import open_store
+
+app = typer.Typer(add_completion=False)
+SERVICE = "nf"
+GROUPS = 64
+
+
+def _sink_stats(flows: dict[str, list[int]], sent: dict[str, int]) -> tuple[int, int, int]:
+    lost = reordered = dup = 0
+    for a, seqs in flows.items():
+        dup += len(seqs) - len(set(seqs))
+        reordered += sum(1 for x, y in itertools.pairwise(seqs) if y < x)
+        lost += max(0, sent.get(a, 0) - len(set(seqs)))
+    lost += sum(n for a, n in sent.items() if a not in flows)
+    return lost, reordered, dup
+
+
+def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport: int) -> dict[str, float]:
+    store = open_store(net.statestore)
+    launcher = ProcessLauncher(net.slots(), wd / f"inst-{mode}", store=store)
+    prog = SteeringProgrammer(store, net.switch, host_index=1, service=SERVICE, interval_ms=20).start()
+    try:
+        spec = LaunchSpec(name="tmpl", lease="x", workers=1, flow_groups=GROUPS, nf={"type": "counter"},
+                          engine={"batch_size": 32, "batch_timeout_ms": 2.0}, statestore=str(net.statestore))
+        dep = deploy_pair(store, launcher, SERVICE, f"mig-{mode}", [str(g) for g in range(GROUPS)], spec,
+                          primary_host="h-p")
+        target = launcher.launch(LaunchSpec(name=f"tgt-{mode}", lease=f"tgt-{mode}", role="primary",
+                                            workers=1, flow_groups=GROUPS, nf={"type": "counter"},
+                                            engine={"batch_size": 32, "batch_timeout_ms": 2.0}), host="h-b")
+        if mode == "delta":  # the target is a cluster member: it already replicates the source
+            table = SteeringTable(store)
+            table.repoint(SERVICE, range(GROUPS), dep.primary, (dep.secondary, target), dep.epoch,
+                          lease=dep.lease)
+            with ControlClient(dep.primary.control) as cc:
+                cc.add_replica(target.repl_addr)
+        wait_for(lambda: prog.last is not None and len(prog.last.rules) == 1, 10, "duplication rule")
+        sink, sink_out = net.sink(f"mig-{mode}", 7000)
+        per_flow = max(3, int(rate * 8 / flows))
+        sender, sent_out = net.send(f"{SERVERS[0]}:7000", flows=flows, rate=rate, count=flows * per_flow,
+                                    wait=False, sport=sport, linger=0.5)
+        time.sleep(max(3.0, 1.5 * flows / rate))  # every flow has state at the source
+        with ControlClient(dep.primary.control) as cc:
+            n_flows = sum(int(w.get("flows_owned", 0)) for w in cc.status()["workers"])
+        rep = migrate_groups(store, SERVICE, range(GROUPS), target, settle_ms=300, timeout_s=60)
+        sender.wait(120)
+        time.sleep(1.0)
+        got = net.stop_read(sink, sink_out)["flows"]
+        sent = net.stop_read(sender, sent_out)["sent"]
+        sent_by_addr = {f"10.98.1.2:{sport + i}": n for i, n in enumerate(sent)}
+        lost, reordered, dup = _sink_stats(got, sent_by_addr)
+        raw = {}
+        for who, ep in (("src", dep.primary), ("tgt", target)):
+            with ControlClient(ep.control) as cc:
+                raw[who] = cc.metrics()["raw"]
+        st = net.clients["stamper"].call("status")
+        diag = {f"{w} {k}": float(raw[w].get(k, 0)) for w in raw
+                for k in ("dropped", "gaps_skipped", "malformed", "forwarded", "replayed", "egress_errors")}
+        diag["stamper no_route"] = float(st.get("no_route", 0))
+        diag["stamper send_errors"] = float(st.get("send_errors", 0))
+        diag["stamper received"] = float(st.get("received", 0))
+        diag["sent"] = float(sum(sent))
+        for g in range(GROUPS):
+            SteeringTable(store).delete(SERVICE, g)
+        return {"flows at source": n_flows, "flows moved": rep.flows, "pre-copy ms": rep.precopy_ms,
+                "handover (downtime) ms": rep.handover_ms, "steer ms": rep.steer_ms, "total ms": rep.total_ms,
+                "lost": lost, "reordered": reordered, "duplicated": dup, **diag}
+    finally:
+        prog.stop()
+        launcher.close()
+        store.close()
+
+
+@app.command()
+def main(
+    flows: Annotated[int, typer.Option(help="Concurrent UDP flows.")] = 10000,
+    rate: Annotated[float, typer.Option(help="Offered load (pps) during the move.")] = 5000.0,
+    modes: Annotated[list[str], typer.Option(help="full and/or delta.")] = ["full", "delta"],  # noqa: B006
+) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="nc-mig-") as wd, Topology("nc") as topo:
+        net = OvsNFNet(topo, Path(wd))
+        try:
+            net.stamper([], duplicate="ovs", flow_groups=GROUPS, statestore=str(net.statestore))
+            for i, mode in enumerate(modes):
+                results[mode] = run_mode(net, Path(wd), mode, flows, rate, sport=20000 + 11000 * i)
+                print(mode, results[mode], flush=True)
+        finally:
+            net.close()
+    print(f"\n# migration of {GROUPS} flow groups, {flows} flows, {rate:.0f} pps offered during the move")
+    keys = list(next(iter(results.values())))
+    print(f"{'':<24}" + "".join(f"{m:>12}" for m in results))
+    for k in keys:
+        print(f"{k:<24}" + "".join(f"{results[m][k]:>12.1f}" for m in results))
+
+
+if __name__ == "__main__":
+    app()

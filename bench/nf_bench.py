@@ -1,0 +1,299 @@
+"""NF data-plane benchmark on a direct veth path: per-worker pps with FT on/off vs a bare Python
+UDP echo, and latency percentiles at a paced rate. Prints a table (medians of ``--runs``).
+
+Topology (namespaces ``nb-gen``, ``nb-nf``, ``nb-rep``; removed on exit even on failure)::
+
+    gen 10.97.0.1 ──veth── 10.97.0.2 nf ──veth── 10.97.1.2 rep
+    (generator + sink)      (instance / echo)      (replica, FT on)
+
+* throughput: the generator blasts pre-built stamped datagrams (``--flows`` flows, per-flow seqs)
+  as fast as Python can send; the NF processes them and forwards every packet back to the sink in
+  ``gen`` through its raw socket. Reported: packets the NF *released* per second of its active
+  time (``throughput_pps`` from its metrics) and the sink's receive rate; ``echo`` = the same
+  generator against ``python`` recv/sendto echo in ``nf`` (the Python ceiling of this path).
+* latency: paced ``--rate`` pps with FT on; p50/p99 from the payload send time at the sink
+  (end-to-end: generator -> NF -> output commit -> sink).
+
+Honesty: the machine has 2 cores shared by generator, NF worker, replica and sink (and other
+engineers' jobs), so absolute numbers are lower bounds for a dedicated core.
+
+Usage: ``python bench/nf_bench.py [--runs 3] [--count 300000] [--rate 10000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lab import netns  # noqa: E402
+from lab.netns import Topology  # noqa: E402
+
+PAY = struct.Struct("!IQQ")
+GEN, NF, REP = "10.97.0.1", "10.97.0.2", "10.97.1.2"
+CLIENT = "10.97.2.1"  # inner source address of the generated flows (not local anywhere)
+
+
+def _inner(sport: int, seq: int, ts: int, size: int) -> bytes:
+    payload = PAY.pack(sport, seq, ts) + b"x" * max(0, size - PAY.size)
+    udp = struct.pack("!HHHH", sport, 5000, 8 + len(payload), 0) + payload
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                       socket.inet_aton(CLIENT), socket.inet_aton(GEN)) + udp
+
+
+def gen(args: argparse.Namespace) -> dict[str, Any]:
+    from nf import shim  # noqa: PLC0415
+    from nf.flow import canonical_key, group_of_key  # noqa: PLC0415
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    dst = (args.dst, args.port)
+    groups = []
+    for f in range(args.flows):
+        key, _ = canonical_key(17, socket.inet_aton(CLIENT), 10000 + f, socket.inet_aton(GEN), 5000)
+        groups.append(group_of_key(key, 64))
+    if args.rate == 0:  # blast pre-built datagrams
+        per = args.count // args.flows
+        pkts = [shim.pack(shim.Stamp(0, 1, groups[f], 1, q, 0), _inner(10000 + f, q, 0, args.size))
+                if args.stamped else _inner(10000 + f, q, 0, args.size)
+                for q in range(per) for f in range(args.flows)]
+        t0 = time.perf_counter()
+        sent = 0
+        for p in pkts:
+            try:
+                s.sendto(p, dst)
+                sent += 1
+            except OSError:
+                pass
+        return {"sent": sent, "secs": time.perf_counter() - t0}
+    interval = 1.0 / args.rate
+    t0 = time.perf_counter()
+    seqs = [0] * args.flows
+    for i in range(args.count):
+        f = i % args.flows
+        now = time.time_ns()
+        inner = _inner(10000 + f, seqs[f], now, args.size)
+        s.sendto(shim.pack(shim.Stamp(0, 1, groups[f], 1, seqs[f], now), inner), dst)
+        seqs[f] += 1
+        target = t0 + (i + 1) * interval
+        while time.perf_counter() < target:
+            pass
+    return {"sent": args.count, "secs": time.perf_counter() - t0}
+
+
+def sink(args: argparse.Namespace) -> dict[str, Any]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+    s.bind(("0.0.0.0", 5000))
+    s.settimeout(args.idle)
+    n, first, last = 0, 0.0, 0.0
+    lat: list[int] = []
+    Path(args.out + ".ready").write_text("1")
+    while True:
+        try:
+            d = s.recv(4096)
+        except TimeoutError:
+            if n:
+                break
+            continue
+        now = time.time_ns()
+        if not n:
+            first = time.perf_counter()
+        last = time.perf_counter()
+        n += 1
+        if args.latency and len(d) >= PAY.size:
+            lat.append(now - PAY.unpack_from(d)[2])
+    lat.sort()
+    res: dict[str, Any] = {"received": n, "secs": last - first}
+    if lat:
+        res["p50_ms"] = lat[len(lat) // 2] / 1e6
+        res["p99_ms"] = lat[int(len(lat) * 0.99)] / 1e6
+    return res
+
+
+def echo(_: argparse.Namespace) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+    s.bind((NF, 9000))
+    while True:
+        d, _a = s.recvfrom(4096)
+        s.sendto(d, (GEN, 5000))
+
+
+def _self(*a: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), *a]
+
+
+class Bench:
+    def __init__(self, topo: Topology, work: Path) -> None:
+        self.topo, self.work = topo, work
+        self.g, self.n, self.r = topo.ns("gen"), topo.ns("nf"), topo.ns("rep")
+        topo.link(self.g, "eth0", self.n, "eth0")
+        topo.link(self.n, "eth1", self.r, "eth0")
+        netns.add_addr(self.g, "eth0", f"{GEN}/24")
+        netns.add_addr(self.n, "eth0", f"{NF}/24")
+        netns.add_addr(self.n, "eth1", "10.97.1.1/24")
+        netns.add_addr(self.r, "eth0", f"{REP}/24")
+        netns.add_route(self.g, "10.97.2.0/24", dev="eth0")
+        netns.run(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"], ns=self.g)
+
+    def _sink(self, tag: str, latency: bool = False) -> tuple[subprocess.Popen[bytes], Path]:
+        out = self.work / f"sink-{tag}.json"
+        args = ["sink", "--out", str(out), "--idle", "1.0"] + (["--latency"] if latency else [])
+        p = self.topo.start(_self(*args), ns=self.g)
+        for _ in range(100):
+            if Path(str(out) + ".ready").exists():
+                break
+            time.sleep(0.05)
+        return p, out
+
+    def _gen(self, stamped: bool, count: int, rate: float, flows: int) -> dict[str, Any]:
+        out = self.work / "gen.json"
+        args = ["gen", "--dst", NF, "--port", "9000", "--count", str(count), "--rate", str(rate),
+                "--flows", str(flows), "--out", str(out)] + (["--stamped"] if stamped else [])
+        self.topo.start(_self(*args), ns=self.g).wait(300)
+        return dict(json.loads(out.read_text()))
+
+    @staticmethod
+    def _read(p: subprocess.Popen[bytes], out: Path) -> dict[str, Any]:
+        p.wait(120)
+        return dict(json.loads(out.read_text()))
+
+    def echo_run(self, count: int, flows: int) -> dict[str, Any]:
+        e = self.topo.start(_self("echo"), ns=self.n)
+        time.sleep(0.5)
+        sp, so = self._sink("echo")
+        g = self._gen(False, count, 0, flows)
+        r = self._read(sp, so)
+        netns.stop_process(e)
+        return {"offered_pps": g["sent"] / g["secs"], "pps": r["received"] / max(r["secs"], 1e-9),
+                "delivered": r["received"] / g["sent"]}
+
+    def nf_run(self, ft: bool, count: int, rate: float, flows: int, latency: bool = False,
+               batch: int = 32) -> dict[str, Any]:
+        import yaml  # noqa: PLC0415
+
+        from nf.control import ControlClient  # noqa: PLC0415
+        procs = []
+        eng = {"batch_size": batch, "batch_timeout_ms": 1.0, "max_inflight": 8, "buffer_size": 64}
+        base = {"workers": 1, "flow_groups": 64, "epoch": 1, "lease": "bench", "engine": eng,
+                "nf": {"type": "counter"}}
+        clients = []
+        for name, ns, ip, role, reps in (("nbr", self.r, REP, "secondary", []),
+                                         ("nbp", self.n, NF, "primary", [f"{REP}:9200"] if ft else [])):
+            if name == "nbr" and not ft:
+                continue
+            sock = str(self.work / f"{name}.sock")
+            cfg = {**base, "name": name, "data_ip": ip, "role": role, "replicas": reps,
+                   "control_socket": sock}
+            path = self.work / f"{name}.yml"
+            path.write_text(yaml.safe_dump(cfg))
+            log = (self.work / f"{name}.log").open("wb")
+            procs.append(self.topo.start([sys.executable, "-m", "nf.instance", "--config", str(path)],
+                                         ns=ns, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO)))
+            cc = ControlClient(sock)
+            for _ in range(200):
+                try:
+                    cc.status()
+                    break
+                except Exception:
+                    time.sleep(0.05)
+            clients.append(cc)
+        pc = clients[-1]
+        if ft:
+            for _ in range(100):
+                if pc.status()["workers"][0]["replicas"][0]["connected"]:
+                    break
+                time.sleep(0.05)
+        sp, so = self._sink("nf", latency)
+        g = self._gen(True, count, rate, flows)
+        r = self._read(sp, so)
+        m = pc.metrics()
+        for cc in clients:
+            cc.close()
+        for p in procs:
+            netns.stop_process(p)
+        res = {"offered_pps": g["sent"] / g["secs"], "nf_pps": m["throughput_pps"],
+               "sink_pps": r["received"] / max(r["secs"], 1e-9), "delivered": r["received"] / g["sent"],
+               "dropped": m["dropped"], "commit_ms": m["commit_latency_ms"],
+               "nf_p50_ms": m["latency_p50_ms"], "nf_p99_ms": m["latency_p99_ms"]}
+        if latency:
+            res["p50_ms"], res["p99_ms"] = r.get("p50_ms", 0.0), r.get("p99_ms", 0.0)
+        return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="mode")
+    g = sub.add_parser("gen")
+    g.add_argument("--dst")
+    g.add_argument("--port", type=int)
+    g.add_argument("--count", type=int)
+    g.add_argument("--rate", type=float)
+    g.add_argument("--flows", type=int)
+    g.add_argument("--size", type=int, default=64)
+    g.add_argument("--stamped", action="store_true")
+    g.add_argument("--out")
+    s = sub.add_parser("sink")
+    s.add_argument("--out")
+    s.add_argument("--idle", type=float, default=1.0)
+    s.add_argument("--latency", action="store_true")
+    sub.add_parser("echo")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--count", type=int, default=300000)
+    ap.add_argument("--flows", type=int, default=64)
+    ap.add_argument("--rate", type=float, default=10000.0)
+    ap.add_argument("--lat-count", type=int, default=30000)
+    args = ap.parse_args()
+    if args.mode in ("gen", "sink"):
+        res = gen(args) if args.mode == "gen" else sink(args)
+        Path(args.out).write_text(json.dumps(res))
+        return 0
+    if args.mode == "echo":
+        echo(args)
+        return 0
+    rows: dict[str, list[dict[str, Any]]] = {"echo": [], "ft_off": [], "ft_on": [], "lat_ft_on": []}
+    with tempfile.TemporaryDirectory() as d, Topology("nb") as topo:
+        b = Bench(topo, Path(d))
+        for i in range(args.runs):
+            rows["echo"].append(b.echo_run(args.count, args.flows))
+            rows["ft_off"].append(b.nf_run(False, args.count, 0, args.flows))
+            rows["ft_on"].append(b.nf_run(True, args.count, 0, args.flows))
+            rows["lat_ft_on"].append(b.nf_run(True, args.lat_count, args.rate, args.flows, latency=True))
+            print(f"run {i + 1}/{args.runs}: " + json.dumps({k: v[-1] for k, v in rows.items()}), flush=True)
+
+    def med(k: str, f: str) -> float:
+        vals = [r[f] for r in rows[k] if f in r]
+        return statistics.median(vals) if vals else float("nan")
+
+    print(f"\nNF benchmark, direct veth, 1 worker, counter NF, {args.flows} flows, "
+          f"medians of {args.runs} runs")
+    print(f"{'case':<22}{'offered kpps':>14}{'NF kpps':>10}{'sink kpps':>11}{'delivered':>11}"
+          f"{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'python udp echo':<22}{med('echo', 'offered_pps') / 1e3:>14.1f}{'-':>10}"
+          f"{med('echo', 'pps') / 1e3:>11.1f}{med('echo', 'delivered'):>11.3f}{'-':>9}{'-':>9}")
+    for k, label in (("ft_off", "NF, FT off"), ("ft_on", "NF, FT on (1 replica)")):
+        print(f"{label:<22}{med(k, 'offered_pps') / 1e3:>14.1f}{med(k, 'nf_pps') / 1e3:>10.1f}"
+              f"{med(k, 'sink_pps') / 1e3:>11.1f}{med(k, 'delivered'):>11.3f}{'-':>9}{'-':>9}")
+    lat = "lat_ft_on"
+    label = f"NF, FT on @ {args.rate:.0f} pps"
+    print(f"{label:<22}{med(lat, 'offered_pps') / 1e3:>14.1f}"
+          f"{med(lat, 'nf_pps') / 1e3:>10.1f}{med(lat, 'sink_pps') / 1e3:>11.1f}"
+          f"{med(lat, 'delivered'):>11.3f}{med(lat, 'p50_ms'):>9.2f}{med(lat, 'p99_ms'):>9.2f}")
+    print(f"FT-on / FT-off (NF kpps): {med('ft_on', 'nf_pps') / med('ft_off', 'nf_pps'):.2f}; "
+          f"NF FT-off / echo (sink kpps): {med('ft_off', 'sink_pps') / med('echo', 'pps'):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

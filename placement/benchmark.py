@@ -1,0 +1,50 @@
+"""Speed measurements of the placement stack (reported by ``deftctl placement bench`` and bench/placement_sim.py).
+
+* :func:`sim_steps_per_s`: environment-steps per second of the vectorised simulator, including
+  building the observation every step (what training and evaluation pay); a no-op policy so only the
+  simulator is timed.
+* :func:`decision_latency_ms`: wall time of one live decision on a large cluster: observation build +
+  feasibility mask + RL forward pass, batch of one, as ``placement serve`` does it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from placement.observation import build_observation, pair_mask
+from placement.policies import make_policy, noop_moves
+from placement.scenario import load_scenario
+from placement.simulator import ClusterSim
+
+
+def sim_steps_per_s(scenario: str = "diurnal-small", batch: int = 1024) -> float:
+    """Env-steps/s over one full episode of ``batch`` environments (observation included)."""
+    sim = ClusterSim(load_scenario(scenario), list(range(batch)))
+    moves = noop_moves(batch)
+    t0 = time.perf_counter()
+    while not sim.done:
+        sim.step(moves)
+        sim.observe()
+    return batch * sim.T / (time.perf_counter() - t0)
+
+
+def decision_latency_ms(scenario: str = "scale-50x500", model: Path | None = None, rounds: int = 50) -> dict[str, float]:
+    """Median / p99 ms of snapshot -> observation -> mask -> RL decision for one cluster."""
+    import torch
+
+    torch.set_num_threads(1)
+    sim = ClusterSim(load_scenario(scenario), [0])
+    pol = make_policy("rl", model=model)
+    for _ in range(20):  # advance into the episode so the load is realistic
+        sim.step(noop_moves(1))
+    times = []
+    for _ in range(rounds):
+        snap = sim.snapshot()
+        t0 = time.perf_counter()
+        obs = build_observation(snap)
+        pol.decide(obs, pair_mask(obs))
+        times.append(1e3 * (time.perf_counter() - t0))
+    return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}

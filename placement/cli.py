@@ -1,0 +1,178 @@
+"""``deftctl placement ...``: train, evaluate, benchmark, calibrate and serve the placement policy.
+
+Torch, matplotlib and the InfluxDB/SSH clients are imported inside the commands so that
+``deftctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from deftctl.config import ConfigError
+
+app = typer.Typer(no_args_is_help=True, help="RL placement: simulator, policies, training, evaluation, serve.")
+log = logging.getLogger(__name__)
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+def _parse_seeds(spec: str) -> list[int]:
+    """``"0-9"`` or ``"1,5,7"`` or ``"10"`` (= 0..9)."""
+    try:
+        if "-" in spec:
+            a, b = spec.split("-", 1)
+            return list(range(int(a), int(b) + 1))
+        if "," in spec:
+            return [int(x) for x in spec.split(",") if x]
+        return list(range(int(spec)))
+    except ValueError:
+        _fail(f"--seeds: expected N, A-B or a,b,c; got {spec!r}")
+    return []
+
+
+@app.command()
+def scenarios() -> None:
+    """List the scenario files shipped with the package."""
+    from placement.scenario import builtin_scenarios, load_scenario
+
+    for p in builtin_scenarios():
+        sc = load_scenario(p)
+        typer.echo(f"{p.stem:16s} {sc.n_hosts:3d} hosts {sc.n_vnfs:4d} VNFs  {sc.description}")
+
+
+@app.command()
+def evaluate(
+    scenarios: list[Path] = typer.Option(..., "--scenarios", "-s", help="Scenario files (or built-in names)."),
+    policies: str = typer.Option("static,random,first-fit,best-fit,least-loaded,thesis-80,ilp,rl",
+                                 help="Comma-separated policy names."),
+    seeds: str = typer.Option("10", help="N (= 0..N-1), A-B or a,b,c; held out from training."),
+    model: Path | None = typer.Option(None, help="RL checkpoint (default: placement/models/default.pt)."),
+    out: Path = typer.Option(Path("results/placement"), help="Directory for report.md, PNGs and results.json."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout instead of a table."),
+    ilp_max_binaries: int = typer.Option(200, help="Run the ILP only when hosts x VNFs <= this."),
+) -> None:
+    """Every policy x scenario x seed -> composite cost (each term shown), table, plots, markdown."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from placement.evaluate import aggregate, evaluate as run_eval, markdown_report, plot, summary
+    from placement.policies import ALL_POLICIES
+    from placement.scenario import load_scenario
+
+    pols = [p.strip() for p in policies.split(",") if p.strip()]
+    for p in pols:
+        if p not in ALL_POLICIES:
+            _fail(f"--policies: unknown policy {p!r}; choose from {', '.join(ALL_POLICIES)}")
+    try:
+        scs = [load_scenario(s) for s in scenarios]
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        results = run_eval(scs, pols, _parse_seeds(seeds), model=model, ilp_max_binaries=ilp_max_binaries)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = plot(results, out)
+    (out / "report.md").write_text(markdown_report(results, pngs), encoding="utf-8")
+    payload = {"results": [asdict(r) for r in results], "summary": summary(results)}
+    (out / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(payload, indent=1))
+        return
+    table = Table(title="composite cost (mean over seeds; lower is better)")
+    for col in ("scenario", "policy", "cost", "SLA s", "drops kpkt", "overload s", "migr MB", "#migr", "ms/decide"):
+        table.add_column(col, justify="right" if col not in ("scenario", "policy") else "left")
+    for (sc, p), d in aggregate(results).items():
+        table.add_row(sc, p, f"{d['cost']:.1f}±{d['cost_std']:.0f}", f"{d['sla_s']:.1f}", f"{d['drops_kpkt']:.1f}",
+                      f"{d['overload_s']:.1f}", f"{d['migration_mb']:.1f}", f"{d['migrations']:.1f}",
+                      f"{d['decision_ms']:.3f}")
+    con = Console()
+    con.print(table)
+    for sc, r in summary(results).items():
+        con.print(sc, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
+    con.print(f"report: {out / 'report.md'}")
+
+
+@app.command()
+def train(
+    iterations: int = typer.Option(60, help="PPO iterations (one episode on --envs seeds each)."),
+    bc_iterations: int = typer.Option(6, help="Behaviour-cloning warm-start iterations (0 = off)."),
+    envs: int = typer.Option(32, help="Parallel simulated clusters per iteration."),
+    seed: int = typer.Option(1, help="Training seed (torch + scenario seeds)."),
+    scenarios: str = typer.Option("", help="Comma-separated training scenarios (default: all *-small)."),
+    out: Path = typer.Option(Path("runs/placement/model.pt"), help="Checkpoint path (best: <stem>-best.pt)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train the RL placement policy with PPO on the simulator (CleanRL-style loop)."""
+    from placement.train import SMALL_SCENARIOS, TrainConfig, train as run_train
+
+    cfg = TrainConfig(
+        iterations=iterations, bc_iterations=bc_iterations, num_envs=envs, seed=seed, out=out,
+        scenarios=[s for s in scenarios.split(",") if s] or list(SMALL_SCENARIOS),
+    )
+    try:
+        best = run_train(cfg, progress=progress)
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(f"best checkpoint: {best}")
+
+
+@app.command()
+def bench(
+    scenario: str = typer.Option("diurnal-small", help="Scenario for the simulator throughput run."),
+    batch: int = typer.Option(1024, help="Environments simulated at once."),
+    latency_scenario: str = typer.Option("scale-50x500", help="Scenario for RL decision latency."),
+    model: Path | None = typer.Option(None, help="RL checkpoint (default shipped model)."),
+) -> None:
+    """Simulator env-steps/s and RL decision latency (numbers are reported, never asserted)."""
+    from placement.benchmark import decision_latency_ms, sim_steps_per_s
+
+    typer.echo(f"simulator: {sim_steps_per_s(scenario, batch):,.0f} env-steps/s ({scenario}, batch {batch})")
+    lat = decision_latency_ms(latency_scenario, model)
+    typer.echo(f"RL decision latency on {latency_scenario}: median {lat['median_ms']:.2f} ms, "
+               f"p99 {lat['p99_ms']:.2f} ms (incl. observation + mask)")
+
+
+@app.command()
+def calibrate(
+    from_bench: Path = typer.Option(..., "--from-bench", help="Bench result YAML/JSON: {key: {value, source}}."),
+    calibration: Path | None = typer.Option(None, help="Calibration file to update (default: the package's)."),
+) -> None:
+    """Update placement/calibration.yml from measured bench results (records provenance)."""
+    from placement.calibration import CALIBRATION_FILE, apply_bench, load_calibration, save_calibration
+
+    path = calibration or CALIBRATION_FILE
+    try:
+        cal, changed = apply_bench(load_calibration(path), from_bench)
+    except ConfigError as exc:
+        _fail(str(exc))
+    save_calibration(cal, path)
+    typer.echo(f"updated {', '.join(changed) or 'nothing'} in {path}")
+
+
+@app.command()
+def serve(
+    config: Path = typer.Option(Path("/etc/deft/placement.yml"), help="Service config (placement role writes it)."),
+    telemetry: Path | None = typer.Option(None, help="Override the InfluxDB contract file (/etc/deft/telemetry.yml)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide and log, never migrate."),
+    once: bool = typer.Option(False, help="One decision round, then exit (for tests and cron)."),
+) -> None:
+    """Read telemetry from InfluxDB, decide, and migrate VNFs over SSH (see placement/service.py)."""
+    from placement.service import ServiceConfig, ServiceError, run_service
+
+    try:
+        cfg = ServiceConfig.load(config if config.exists() else None, telemetry_file=telemetry)
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        run_service(cfg, dry_run=dry_run, once=once)
+    except ServiceError as exc:
+        _fail(str(exc))
