@@ -44,7 +44,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 [http]
   enabled = true
-  bind-address = "127.0.0.1:{http_port}"
+  bind-address = "{bind_host}:{http_port}"
   auth-enabled = false
   log-enabled = false
 
@@ -61,13 +61,16 @@ def free_port() -> int:
 
 
 class InfluxdServer:
-    """``influxd`` with config, data and log under ``root``, HTTP on 127.0.0.1:``http_port``.
+    """``influxd`` with config, data and log under ``root``, HTTP on ``bind_host:http_port``
+    (127.0.0.1 by default; a lab's management bridge address to serve lab hosts).
 
     ``start()``/``stop()`` may be called repeatedly (same port, same data) to simulate outages.
     """
 
-    def __init__(self, root: Path, http_port: int | None = None, database: str = "deft") -> None:
+    def __init__(self, root: Path, http_port: int | None = None, database: str = "deft",
+                 bind_host: str = "127.0.0.1") -> None:
         self.root = Path(root)
+        self.bind_host = bind_host
         self.http_port = http_port or free_port()
         self.rpc_port = free_port()
         self.database = database
@@ -75,11 +78,12 @@ class InfluxdServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.conf_path = self.root / "influxdb.conf"
         self.conf_path.write_text(
-            _CONF.format(root=self.root, http_port=self.http_port, rpc_port=self.rpc_port))
+            _CONF.format(root=self.root, http_port=self.http_port, rpc_port=self.rpc_port,
+                         bind_host=self.bind_host))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.bind_host}:{self.http_port}"
 
     def telemetry_config(self) -> TelemetryConfig:
         """The ``/etc/deft/telemetry.yml`` equivalent for this server."""

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import typer
 
-from agent.config import load_telemetry
-from agent.query import QueryClient, QueryError
-from dashboards import build as builder
-from dashboards import publish as pub
 from deftctl.config import ConfigError
+
+# The SDK, grafana-client and the InfluxDB clients load inside the commands: `deftctl` mounts every
+# part's CLI at start-up, and hosts that only run the agent do not install the dashboard libraries.
+JSON_DIR = Path(__file__).resolve().parent / "json"
 
 app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code (grafana-foundation-sdk).")
 
 
 @app.command("build")
-def build_cmd(out: Path = typer.Option(builder.JSON_DIR, help="Output directory.")) -> None:
+def build_cmd(out: Path = typer.Option(JSON_DIR, help="Output directory.")) -> None:
     """Regenerate and validate dashboards/json/*.json from the code."""
+    from dashboards import build as builder  # noqa: PLC0415
+
     try:
         for p in builder.build_all(out):
             print(p)
@@ -29,8 +31,10 @@ def build_cmd(out: Path = typer.Option(builder.JSON_DIR, help="Output directory.
 
 
 @app.command()
-def check(directory: Path = typer.Option(builder.JSON_DIR, "--dir", help="Directory with the JSON.")) -> None:
+def check(directory: Path = typer.Option(JSON_DIR, "--dir", help="Directory with the JSON.")) -> None:
     """Fail when the committed JSON is missing, stale or does not validate against the SDK model."""
+    from dashboards import build as builder  # noqa: PLC0415
+
     try:
         builder.check(directory)
     except builder.DashboardError as exc:
@@ -46,6 +50,10 @@ def queries(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List every panel's InfluxQL (optionally with the number of rows it returns now)."""
+    from agent.config import load_telemetry  # noqa: PLC0415
+    from agent.query import QueryClient, QueryError  # noqa: PLC0415
+    from dashboards import build as builder  # noqa: PLC0415
+
     qc = None
     if run:
         try:
@@ -84,6 +92,11 @@ def publish(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Upload the dashboards (and event annotations) to a Grafana server."""
+    from agent.config import load_telemetry  # noqa: PLC0415
+    from agent.query import QueryClient, QueryError  # noqa: PLC0415
+    from dashboards import build as builder  # noqa: PLC0415
+    from dashboards import publish as pub  # noqa: PLC0415
+
     if not url:
         print("error: no Grafana URL: pass --url or set DEFT_GRAFANA_URL", file=sys.stderr)
         raise typer.Exit(2)

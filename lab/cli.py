@@ -110,16 +110,18 @@ def status(
         console.print(f"lab {name!r} is not up (`deftctl lab up --name {name}`)")
         raise typer.Exit(1)
     table = Table(title=f"lab {name} ({'up' if st['up'] else 'DEGRADED: run `deftctl lab up`'})")
-    for col in ("host", "namespace", "mgmt", "data", "sshd", "procs", "daemons"):
-        table.add_column(col)
+    for col in ("host", "mgmt", "data", "sshd", "procs"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("daemons", overflow="fold")
     for host, h in st["hosts"].items():
         table.add_row(
-            host, h["namespace"], h["mgmt_ip"], h["data_ip"],
+            host, h["mgmt_ip"], h["data_ip"],
             "[green]up[/green]" if h["sshd_alive"] else "[red]down[/red]",
             str(h["processes"]), ", ".join(h["daemons"]) or "-",
         )  # fmt: skip
     console.print(table)
-    console.print(f"inventory: {st['inventory']}   state backend: {st['state_backend']}")
+    console.print(f"namespaces {name}-<host>; inventory: {st['inventory']}")
+    console.print(f"state backend: {st['state_backend']}")
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

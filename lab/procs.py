@@ -36,7 +36,7 @@ DAEMONS: dict[str, re.Pattern[str]] = {
     "ovs-vswitchd": re.compile(r"(^|/)ovs-vswitchd\b"),
     "dockerd": re.compile(r"(^|/)dockerd\b"),
     "containerd": re.compile(r"(^|/)containerd(\s|$)"),
-    "redis-server": re.compile(r"(^|/)redis-server\b"),
+    "redis-server": re.compile(r"(^|/)redis-server\b(?!.*(\[sentinel\]|--sentinel))"),
     "redis-sentinel": re.compile(r"(^|/)redis-sentinel\b|redis-server .*\[sentinel\]|--sentinel"),
     "influxd": re.compile(r"(^|/)influxd\b"),
     "grafana": re.compile(r"(^|/)grafana(-server)?\b"),

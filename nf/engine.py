@@ -145,6 +145,11 @@ class Worker:
         self.batch_open_ns = 0
         self.batch_seq = 0
         self.inflight: deque[Batch] = deque()
+        self.released_seq = 0  # highest batch whose output was sent
+        self.sent_released = 0  # highest released_seq told to the replicas
+        #: replica side: per lease, deltas acknowledged but not applied until the primary
+        #: reports them released (see nf.replication.protocol, "Why released")
+        self.unapplied: dict[str, deque[tuple[int, protocol.FlowDelta]]] = {}
         self.out_len = 0
         self.input_q: deque[tuple[bytes, int, bool]] = deque()
         self.input_cap = self.ecfg.buffer_size * self.ecfg.batch_size
@@ -250,6 +255,8 @@ class Worker:
             t = min(t, self.ecfg.reorder_timeout_ms / 4)
         if self.channels:
             t = min(t, self.ecfg.heartbeat_ms)
+            if self.released_seq > self.sent_released:
+                t = min(t, 1.0)
         if self.ops or self.frozen:
             t = min(t, 5.0)
         return max(0, int(t + 0.999))
@@ -265,8 +272,12 @@ class Worker:
         for ch in self.channels:
             if not ch.connected and not ch.connecting and now >= ch.next_attempt_ns:
                 ch.start_connect(now)
-            elif ch.connected and now - ch.last_tx_ns >= hb_ns:
-                ch.send(protocol.heartbeat(self.epoch, now))
+            elif ch.connected and (now - ch.last_tx_ns >= hb_ns or (
+                    self.released_seq > self.sent_released and now - ch.last_tx_ns >= 1_000_000)):
+                ch.send(protocol.heartbeat(self.epoch, now, self.released_seq))
+        if self.channels and self.released_seq > self.sent_released \
+                and all(ch.last_tx_ns >= now for ch in self.channels if ch.connected):
+            self.sent_released = self.released_seq
         if self.store is not None and now - self._last_store_check > 500_000_000:
             self._last_store_check = now
             self._refresh_epochs()
@@ -463,7 +474,8 @@ class Worker:
         c = self.c
         live = self.channels
         if live:
-            frame = protocol.delta(self.epoch, self.batch_seq, self._build_delta())
+            frame = protocol.delta(self.epoch, self.batch_seq, self._build_delta(), self.released_seq)
+            self.sent_released = self.released_seq
             for ch in live:
                 if ch.connected and not ch.needs_snapshot:
                     ch.send(frame)
@@ -497,8 +509,16 @@ class Worker:
         upto = self._committed()
         released = False
         while self.inflight and self.inflight[0].seq <= upto:
-            self._release(self.inflight.popleft())
+            b = self.inflight.popleft()
+            self._release(b)
+            self.released_seq = b.seq
             released = True
+        if released and self.channels:
+            frame = protocol.released(self.epoch, self.released_seq)
+            for ch in self.channels:
+                if ch.connected and not ch.needs_snapshot:
+                    ch.send(frame)
+            self.sent_released = self.released_seq
         if released and self.input_q:
             self._drain_input_q()
 
@@ -670,8 +690,14 @@ class Worker:
         lease = ic.hello.lease
         if isinstance(msg, protocol.Heartbeat):
             ic.send(protocol.heartbeat(self._lease_epoch(lease), msg.t_ns))
+            if msg.epoch >= self._lease_epoch(lease):
+                self._apply_released(lease, msg.released)
             return
         if isinstance(msg, protocol.Ack):
+            return
+        if isinstance(msg, protocol.Released):
+            if msg.epoch >= self._lease_epoch(lease):
+                self._apply_released(lease, msg.batch_seq)
             return
         known = self._lease_epoch(lease)
         if msg.epoch < known:
@@ -687,17 +713,26 @@ class Worker:
                 if msg.snapshot_flags & protocol.SNAP_LAST:
                     ic.send(protocol.ack(msg.epoch, msg.batch_seq))
             else:
-                self._apply(lease, msg.entries)
+                # held (acknowledged) now, applied once the primary reports it released
+                self.unapplied.setdefault(lease, deque()).append((msg.batch_seq, msg.entries))
                 ic.send(protocol.ack(msg.epoch, msg.batch_seq))
+                self._apply_released(lease, msg.released)
             self.c["deltas_applied"] += 1
         elif isinstance(msg, protocol.Handover):
+            self._apply_released(lease, msg.batch_seq)  # sent only after those were released
             n = self._adopt(set(msg.groups), None)
             self.c["migrations_in"] += len(msg.groups)
             log.info("worker %d took over %d flows of groups %s from %s", self.idx, n, msg.groups,
                      ic.hello.instance)
             ic.send(protocol.ack(msg.epoch, msg.batch_seq))
 
+    def _apply_released(self, lease: str, upto: int) -> None:
+        q = self.unapplied.get(lease)
+        while q and q[0][0] <= upto:
+            self._apply(lease, q.popleft()[1])
+
     def _drop_replica_lease(self, lease: str) -> None:
+        self.unapplied.pop(lease, None)
         for sk in [k for k, ls in self.replica_of.items() if ls == lease]:
             self.nf.remove(sk)
             del self.replica_of[sk]
@@ -939,13 +974,15 @@ class Worker:
                 ic.close()
         self.inbound = {fd: ic for fd, ic in self.inbound.items() if not ic.closed}
         replay_before = self.c["replayed"]
+        dropped = self.unapplied.pop(lease, deque())  # maybe unreleased: replay their input instead
         n = self._adopt(None, lease)
         self.c["failovers"] += 1
         for ch in self.channels:
             ch.needs_snapshot = True  # new epoch: replicas get a fresh snapshot
             if ch.connected:
                 self._send_snapshot(ch)
-        return {"role": self.role, "epoch": epoch, "flows": n, "replayed": self.c["replayed"] - replay_before}
+        return {"role": self.role, "epoch": epoch, "flows": n, "replayed": self.c["replayed"] - replay_before,
+                "unreleased_batches": len(dropped)}
 
     def export_state(self, groups: set[int] | None) -> dict[str, Any]:
         nf = self.nf
@@ -991,6 +1028,8 @@ class Worker:
             "states": len(self.nf.state), "states_replica": len(self.replica_of),
             "batch_seq": self.batch_seq, "inflight_batches": len(self.inflight),
             "input_queue": len(self.input_q), "replica_log": self.log_len,
+            "released_seq": self.released_seq,
+            "unapplied_deltas": sum(len(q) for q in self.unapplied.values()),
             "moved_groups": sorted(self.moved), "frozen_groups": sorted(self.frozen),
             "replicas": [{"addr": ch.name, "connected": ch.connected, "acked": ch.acked,
                           "lag_batches": self.batch_seq - ch.acked,

@@ -51,7 +51,9 @@ class DetectorConfig:
     lease (renewed on every answered heartbeat)."""
 
     interval_ms: float = 50.0
-    timeout_ms: float = 50.0
+    #: a busy instance answers ``status`` within a few ms; 100 ms keeps a loaded host from being
+    #: declared dead while a killed one still refuses the connection at once
+    timeout_ms: float = 100.0
     miss_threshold: int = 3
     lease_ttl_ms: int = 2000
     #: create a replacement secondary after a failover
@@ -136,6 +138,9 @@ class FailoverOrchestrator:
         self.reports: list[FailoverReport] = []
         #: how long to poll the new primary for its first released packet (0: do not measure)
         self.watch_release_s = 2.0
+        #: stop the old primary through the launcher after fencing it (a frozen or partitioned
+        #: process may still be running; it is fenced either way)
+        self.stop_old_primary = True
 
     def _watch_first_release(self, rep: FailoverReport, ep: Endpoint) -> None:
         """Poll the promoted instance's ``released`` counter (1 ms) and stamp its first increase.
@@ -164,32 +169,46 @@ class FailoverOrchestrator:
                       "(rebuild from checkpoints with nf.checkpoint)", view.lease, view.primary.instance,
                       ",".join(view.groups))
             return None
-        sec = view.secondaries[0]
-        rep = FailoverReport(view.service, view.lease, view.primary.instance, sec.instance, 0,
-                             list(view.groups), t0)
-        # 1. lease CAS: exactly one detector proceeds
+        rep = FailoverReport(view.service, view.lease, view.primary.instance, view.secondaries[0].instance,
+                             0, list(view.groups), t0)
+        # 1. lease CAS: exactly one detector proceeds; 2. promote. A secondary that cannot be
+        #    promoted (dead too) is skipped: the next one takes the lease over from it, so a failed
+        #    promotion never leaves the lease stuck on a dead instance.
         lease_key = keyspace.lease(view.lease)
-        epoch = self.store.takeover(lease_key, sec.instance, view.epoch, self.lease_ttl_ms)
-        if epoch is None:
-            log.info("lease %s: another detector failed over first", view.lease)
-            return None
-        rep.epoch = epoch
-        rep.t_lease_ns = time.monotonic_ns()
-        # 2. promote
-        if self.watch_release_s > 0:  # baseline read concurrently, off the critical path
-            threading.Thread(target=self._watch_first_release, args=(rep, sec), daemon=True).start()
-        try:
-            with ControlClient(sec.control, timeout_s=self.control_timeout_s) as cc:
-                res = cc.promote(epoch, lease=view.lease)
-            rep.replayed = int(res.get("replayed", 0)) if isinstance(res, dict) else 0
-        except ControlError as exc:
-            rep.error = f"promote {sec.instance}: {exc}"
-            log.error("lease %s: %s", view.lease, rep.error)
+        expected = view.epoch
+        sec: Endpoint | None = None
+        for i, cand in enumerate(view.secondaries):
+            epoch = self.store.takeover(lease_key, cand.instance, expected, self.lease_ttl_ms)
+            if epoch is None:
+                if i == 0:
+                    log.info("lease %s: another detector failed over first", view.lease)
+                    return None
+                rep.error = f"lease {view.lease} moved while failing over to {cand.instance}"
+                break
+            rep.epoch, rep.new_primary = epoch, cand.instance
+            if not rep.t_lease_ns:
+                rep.t_lease_ns = time.monotonic_ns()
+            if self.watch_release_s > 0:  # baseline read concurrently, off the critical path
+                threading.Thread(target=self._watch_first_release, args=(rep, cand), daemon=True).start()
+            try:
+                with ControlClient(cand.control, timeout_s=self.control_timeout_s) as cc:
+                    res = cc.promote(epoch, lease=view.lease)
+                rep.replayed = int(res.get("replayed", 0)) if isinstance(res, dict) else 0
+                sec = cand
+                break
+            except ControlError as exc:
+                rep.error = f"promote {cand.instance}: {exc}"
+                log.error("lease %s: %s; trying the next secondary", view.lease, rep.error)
+                expected = epoch
+        if sec is None:
+            log.error("lease %s: no secondary could be promoted (%s)", view.lease, rep.error)
             self.reports.append(rep)
             return rep
+        rep.error = None
+        epoch = rep.epoch
         rep.t_promote_ns = time.monotonic_ns()
         # 4. re-steer at once (the new primary has no replica yet: nothing to duplicate)
-        rest = tuple(s for s in view.secondaries[1:])
+        rest = tuple(view.secondaries[view.secondaries.index(sec) + 1:])
         self.table.repoint(view.service, view.groups, sec, rest, epoch, lease=view.lease)
         rep.t_steer_ns = time.monotonic_ns()
         log.info("lease %s: %s -> %s at epoch %d (promote %.1f ms, steering %.1f ms after detection)",
@@ -216,12 +235,13 @@ class FailoverOrchestrator:
                         lease, old.instance, epoch)
         except ControlError:
             pass  # dead, as expected
-        if self.launcher is not None:
+        if self.launcher is not None and self.stop_old_primary:
             try:
                 self.launcher.stop(old.instance)
             except Exception as exc:
                 log.debug("stop %s: %s", old.instance, exc)
-        forget_instance(self.store, old.instance)
+        if self.stop_old_primary:
+            forget_instance(self.store, old.instance)
 
     def add_secondary(self, view: GroupView, primary: Endpoint, epoch: int) -> str:
         """Start a secondary for ``primary`` on another host, duplicate to it, attach it as replica."""

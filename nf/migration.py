@@ -2,11 +2,11 @@
 
 OpenNF's ``move`` with both guarantees, built on the same mechanism as failover (the replica):
 
-1. **Pre-copy** (skipped when B already replicates A — a member of A's cluster, the thesis' cluster
-   idea, so only the delta since the last batch moves): the steering entries of the groups add B to
-   their secondaries, so OVS/the stamper duplicate every input packet to B, then A
-   ``add_replica(B)`` sends B a snapshot followed by every batch delta. We wait until B has acked
-   all batches A has closed (caught up).
+1. **Duplicate + pre-copy**: the steering entries of the groups add B to their secondaries, so
+   OVS/the stamper copy every input packet to B (B logs them). Unless B already replicates A (a
+   member of A's cluster — the thesis' cluster idea, so only the delta since the last batch moves),
+   A ``add_replica(B)`` sends B a snapshot followed by every batch delta, and we wait until B has
+   acked all batches A has closed (caught up).
 2. **Cooperative handover** at a batch boundary: A freezes the groups (their packets wait in A),
    closes the open batch, waits until B acked it, then sends HANDOVER; B owns the flows and replays
    its logged input after the committed sequence numbers in (epoch, seq) order. From then on A
@@ -131,13 +131,19 @@ def migrate_groups(
         already = bool(_replica_entry(sst, target.repl_addr))
         rep.delta_only = already if delta_only is None else delta_only
         added_replica = False
-        # 1. pre-copy: duplicate input to B, then snapshot + deltas until caught up
+        # 1. duplicate input to B (always: B then holds every packet the source has not committed
+        #    yet, so nothing queued at the source can be lost), then, unless B already replicates
+        #    the source, snapshot + deltas until caught up (pre-copy)
+        t = time.monotonic()
+        todo: dict[tuple[tuple[Endpoint, ...], int, str], list[str]] = {}
+        for e in ents:
+            if target not in e.secondaries:
+                todo.setdefault((e.secondaries, e.epoch, e.lease), []).append(e.group)
+        for (secs0, ep0, lease0), gl in todo.items():
+            table.repoint(service, gl, source, (*secs0, target), ep0, lease=lease0)
+        if todo:  # let stampers/OVS programmers start duplicating before the snapshot/handover
+            time.sleep(settle_ms / 1000.0)
         if not rep.delta_only:
-            t = time.monotonic()
-            for e in ents:
-                if target not in e.secondaries:
-                    table.update(service, e.group, lambda cur: None if cur is None else
-                                 _with_secondary(cur, target))
             if not already:
                 src.add_replica(target.repl_addr)
                 added_replica = True
@@ -174,12 +180,6 @@ def migrate_groups(
              source.instance, target.instance, rep.handover_ms,
              "delta only" if rep.delta_only else f"pre-copy {rep.precopy_ms:.1f} ms", rep.total_ms)
     return rep
-
-
-def _with_secondary(e: SteeringEntry, ep: Endpoint) -> SteeringEntry:
-    from dataclasses import replace  # noqa: PLC0415 - local to keep the public namespace small
-
-    return replace(e, secondaries=(*e.secondaries, ep))
 
 
 def _retire(store: StateStore, src: ControlClient, source: Endpoint, entry: SteeringEntry,

@@ -154,11 +154,12 @@ class ClusterSim:
             raise RuntimeError("episode finished; call reset()")
         t = self.t
         before = self.metrics.cost(self.cal)
-        self._place_arrivals(t)
         self._apply_moves(np.asarray(moves, dtype=np.int64).reshape(self.B, 2), t)
-        self._failover(t)
         self._serve(t)
         self.t += 1
+        if not self.done:  # the world changes before the next decision: arrivals land, failed hosts fail over
+            self._place_arrivals(self.t)
+            self._failover(self.t)
         return self.metrics.cost(self.cal) - before
 
     def _apply_moves(self, moves: np.ndarray, t: int) -> None:

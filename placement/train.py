@@ -44,6 +44,7 @@ class TrainConfig:
     num_envs: int = 32
     bc_iterations: int = 6  # behaviour-cloning warm-start iterations (0 = off)
     bc_teacher: str = "least-loaded"
+    bc_minibatch: int = 256  # samples per behaviour-cloning gradient step
     learning_rate: float = 3e-4
     gamma: float = 0.98
     gae_lambda: float = 0.95
@@ -58,7 +59,16 @@ class TrainConfig:
     eval_seeds: int = 4  # held-out seeds per scenario for the "best" checkpoint
     eval_every: int = 10
     out: Path = Path("runs/placement/model.pt")
-    threads: int = 2
+    threads: int = 1  # torch intra-op threads; >1 only slows these small matrices down
+
+
+def _cat(obs: list[TorchObs]) -> TorchObs:
+    return TorchObs(torch.cat([o.hosts for o in obs]), torch.cat([o.vnfs for o in obs]),
+                    torch.cat([o.vnf_host for o in obs]), torch.cat([o.pair_mask for o in obs]))
+
+
+def _take(o: TorchObs, idx: torch.Tensor) -> TorchObs:
+    return TorchObs(o.hosts[idx], o.vnfs[idx], o.vnf_host[idx], o.pair_mask[idx])
 
 
 def _episode_seeds(cfg: TrainConfig, it: int) -> list[int]:
@@ -114,10 +124,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             batch.append((TorchObs.from_numpy(obs, mask), torch.from_numpy(a)))
             sim.step(moves)
             obs = sim.observe()
+        o_all = _cat([o for o, _ in batch])
+        a_all = torch.cat([a for _, a in batch])
+        n = a_all.shape[0]
+        gen = torch.Generator().manual_seed(cfg.seed * 31 + it)
         for _ in range(cfg.update_epochs):
-            for k in np.random.default_rng(it).permutation(len(batch)):
-                o, a = batch[k]
-                _, logp, _, _ = net.act(o, a)
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, cfg.bc_minibatch):
+                idx = perm[s : s + cfg.bc_minibatch]
+                _, logp, _, _ = net.act(_take(o_all, idx), a_all[idx])
                 loss = -logp.mean()
                 opt.zero_grad()
                 loss.backward()
@@ -154,10 +169,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             last = delta + cfg.gamma * cfg.gae_lambda * last
             adv[t] = last
         returns = adv + values
-        o_all = TorchObs(
-            torch.cat([o.hosts for o in traj_o]), torch.cat([o.vnfs for o in traj_o]),
-            torch.cat([o.vnf_host for o in traj_o]), torch.cat([o.pair_mask for o in traj_o]),
-        )
+        o_all = _cat(traj_o)
         a_all, lp_all = torch.cat(traj_a), torch.cat(traj_logp)
         adv_all, ret_all = adv.reshape(-1), returns.reshape(-1)
         n = adv_all.numel()
@@ -167,7 +179,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             perm = torch.randperm(n, generator=gen)
             for s in range(0, n, mb):
                 idx = perm[s : s + mb]
-                o = TorchObs(o_all.hosts[idx], o_all.vnfs[idx], o_all.vnf_host[idx], o_all.pair_mask[idx])
+                o = _take(o_all, idx)
                 _, newlogp, ent, newv = net.act(o, a_all[idx])
                 ratio = (newlogp - lp_all[idx]).exp()
                 a_mb = adv_all[idx]

@@ -138,9 +138,9 @@ def _loop(
     reason = "count"
     while sent < count:
         now = perf()
-        if now - t0 >= duration:
-            reason = "duration"
-            break
+        last = now - t0 >= duration
+        if last:  # send what the pattern owes up to the bound exactly, then stop
+            now = t0 + duration
         if stop.is_set():
             reason = "signal"
             break
@@ -170,6 +170,9 @@ def _loop(
         sent += done
         pacer.took(done)
         if sent >= count:
+            break
+        if last:
+            reason = "duration"
             break
         if pacer.credit < 1.0:  # on schedule: wait for the next tick; behind: send again at once
             pacer.wait()

@@ -5,7 +5,8 @@ Why ``ansible-inventory --list``: it is Ansible's own resolver, so INI/YAML file
 
 Hostvars used: ``traffic_role`` (client | sink), ``ansible_host``/``ansible_port``/``ansible_user``/
 ``ansible_ssh_private_key_file`` (SSH), ``overlay_ip`` (data address on the VXLAN overlay),
-``deftctl_bin`` (path of ``deftctl`` on the host, default ``deftctl``).
+``deftctl_bin`` (path of ``deftctl`` on the host; unset: ``deftctl`` on the remote PATH, else the
+controller's own ``deftctl`` path, which exists on lab hosts because they share the filesystem).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def traffic_hosts(path: Path | str) -> list[TrafficHost]:
                 ssh_user=str(hv.get("ansible_user", "root")),
                 key_file=str(hv.get("ansible_ssh_private_key_file", "")),
                 mgmt_ip=ssh_host, overlay_ip=_strip_prefix(str(hv.get("overlay_ip", ""))),
-                deftctl=str(hv.get("deftctl_bin", "deftctl")),
+                deftctl=str(hv.get("deftctl_bin", "")),
                 known_hosts=opts.get("userknownhostsfile", ""),
                 strict_host_keys=opts.get("stricthostkeychecking", "").lower() == "yes",
             )

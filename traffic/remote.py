@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class Session:
     host: TrafficHost
     client: Any  # paramiko.SSHClient
     tmp: str = ""
+    deftctl: str = "deftctl"
     procs: list[tuple[int, Any]] = field(default_factory=list)  # (remote pid, channel)
 
     def exec(self, cmd: str, timeout: float = 60.0) -> str:
@@ -97,8 +99,38 @@ class Session:
         self.client.close()
 
 
+def check_reachable(client: Session, sink: TrafficHost, network: str) -> None:
+    """Ping the sink's data address from the client first: a missing overlay would otherwise send
+    the whole run into a default route and show up as 100 % loss."""
+    dst = sink.data_ip(network)
+    try:
+        client.exec(f"ping -c 1 -W 2 {shlex.quote(dst)}", timeout=15)
+    except RemoteError as exc:
+        hint = ""
+        if network == "overlay":
+            hint = " (is the overlay provisioned? run site.yml, or use --network mgmt)"
+        raise RemoteError(f"{client.host.name} cannot reach {sink.name} at {dst}{hint}: {exc}") from exc
+
+
+def find_deftctl(s: Session) -> str:
+    """The ``deftctl`` command on the host: ``deftctl_bin``, else ``deftctl`` on PATH, else the
+    controller's own path (lab hosts share the controller's filesystem)."""
+    own = str(Path(sys.executable).parent / "deftctl")
+    candidates = [s.host.deftctl] if s.host.deftctl else ["deftctl", own]
+    for c in candidates:
+        try:
+            s.exec(f"command -v {shlex.quote(c)}", timeout=30)
+            return c
+        except RemoteError:
+            continue
+    raise RemoteError(f"{s.host.name}: deftctl not found over SSH (tried {', '.join(candidates)}): "
+                      "set the deftctl_bin hostvar to its path")
+
+
 def connect(host: TrafficHost) -> Session:
     import paramiko  # noqa: PLC0415 - keeps `deftctl` start-up fast
+
+    logging.getLogger("paramiko").setLevel(logging.WARNING)  # no per-SFTP-session INFO lines
 
     c = paramiko.SSHClient()
     c.load_system_host_keys()
@@ -152,12 +184,7 @@ def run_across(
         for h in sinks + clients:
             s = connect(h)
             sessions.append(s)
-            try:
-                s.exec(f"command -v {shlex.quote(h.deftctl.split()[0])}", timeout=30)
-            except RemoteError as exc:
-                raise RemoteError(
-                    f"{h.name}: `{h.deftctl}` not found over SSH: set the deftctl_bin hostvar to its path"
-                ) from exc
+            s.deftctl = find_deftctl(s)
             s.tmp = s.exec("mktemp -d /tmp/deft-traffic.XXXXXX").strip()
             with s.client.open_sftp() as sftp:
                 sftp.put(str(profile_path), f"{s.tmp}/profile.yml")
@@ -165,7 +192,7 @@ def run_across(
         sink_chans = []
         for s in sink_sessions:
             cmd = (
-                f"{s.host.deftctl} traffic sink --profile {s.tmp}/profile.yml --json-out {s.tmp}/sink.json "
+                f"{s.deftctl} traffic sink --profile {s.tmp}/profile.yml --json-out {s.tmp}/sink.json "
                 f"--csv-out {s.tmp}/sink.csv --ready-file {s.tmp}/ready"
             )
             sink_chans.append(s.start(cmd)[1])
@@ -176,11 +203,13 @@ def run_across(
                     _wait_exit(s, ch, "sink", 1.0)
                     raise RemoteError(f"{s.host.name}: sink not ready within {READY_TIMEOUT_S:.0f} s")
                 time.sleep(0.1)
+        for k, s in enumerate(client_sessions):
+            check_reachable(s, sinks[k % len(sinks)], network)
         gen_chans = []
         for k, s in enumerate(client_sessions):
             dst = sinks[k % len(sinks)].data_ip(network)
             cmd = (
-                f"{s.host.deftctl} traffic gen --profile {s.tmp}/profile.yml --dst {dst} "
+                f"{s.deftctl} traffic gen --profile {s.tmp}/profile.yml --dst {dst} "
                 f"--flow-id-base {profile.flow_id_base + k * flows_per_gen} --json-out {s.tmp}/gen.json"
             )
             gen_chans.append(s.start(cmd)[1])
@@ -188,7 +217,14 @@ def run_across(
         for s, ch in zip(client_sessions, gen_chans, strict=True):
             _wait_exit(s, ch, "generator", bound)
         for s, ch in zip(sink_sessions, sink_chans, strict=True):
-            _wait_exit(s, ch, "sink", profile.sink.idle_timeout_s + profile.sink.grace_s + 30.0)
+            # a sink that saw nothing would wait for its first packet: once the generators are
+            # done it gets idle_timeout_s + 5 s, then SIGTERM (it still writes its report)
+            deadline = time.monotonic() + profile.sink.idle_timeout_s + 5.0
+            while not ch.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not ch.exit_status_ready():
+                s.exec(f"kill -TERM {s.procs[0][0]} 2>/dev/null || true", timeout=10)
+            _wait_exit(s, ch, "sink", profile.sink.grace_s + 30.0)
         gens = [results.gen_from_dict(json.loads(s.read(f"{s.tmp}/gen.json"))) for s in client_sessions]
         sink_reps = [results.sink_from_dict(json.loads(s.read(f"{s.tmp}/sink.json"))) for s in sink_sessions]
         summary = results.summarize(profile.name, gens, sink_reps)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psutil
@@ -72,13 +73,14 @@ class NfCollector:
     name = "nf"
 
     def __init__(self, host: str, registry: Registry, fetch: MetricsFetcher = control_metrics,
-                 timeout_s: float = 0.5) -> None:
+                 timeout_s: float = 0.5, max_workers: int = 8) -> None:
         self.host = host
         self.registry = registry
         self.fetch = fetch
         self.timeout_s = timeout_s
         self.rates = RateTracker()
         self._procs: dict[str, psutil.Process] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="nf-metrics")
 
     def _proc_fields(self, rec: InstanceRecord) -> dict[str, FieldValue]:
         if rec.launcher != "process" or not rec.pid:
@@ -96,18 +98,23 @@ class NfCollector:
             self._procs.pop(rec.instance, None)
             return {}
 
+    def _fetch(self, rec: InstanceRecord) -> dict[str, FieldValue]:
+        try:
+            fields = to_fields(self.fetch(rec, self.timeout_s))
+            fields["up"] = True
+            return fields
+        except Exception as exc:  # unreachable instance, protocol error: report it as down
+            log.debug("%s: metrics failed: %s", rec.instance, exc)
+            return {"up": False}
+
     def collect(self, now_ns: int) -> list[Point]:
         points = []
         recs = self.registry.all()
-        for rec in recs:
+        # Instances are polled concurrently: a hung one costs its timeout once, not once per peer.
+        results = list(self._pool.map(self._fetch, recs)) if len(recs) > 1 else [self._fetch(r) for r in recs]
+        for rec, fields in zip(recs, results, strict=True):
             tags = {"host": self.host, "instance": rec.instance, "nf_type": rec.nf_type,
                     "role": rec.role, "service": rec.service}
-            try:
-                fields = to_fields(self.fetch(rec, self.timeout_s))
-                fields["up"] = True
-            except Exception as exc:  # unreachable instance, protocol error: report it as down
-                log.debug("%s: metrics failed: %s", rec.instance, exc)
-                fields = {"up": False}
             counters = {k: int(v) for k, v in fields.items() if k in _RATES and isinstance(v, int)}
             fields.update(self.rates.rates(rec.instance, now_ns, counters, _RATES))
             fields.update(self._proc_fields(rec))

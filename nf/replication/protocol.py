@@ -16,15 +16,28 @@ Messages (``epoch`` is the sender's lease epoch; a replica refuses anything olde
 epoch it knows for that lease = fencing):
 
 * ``HELLO``    lease, instance, epoch, workers, worker index, flow_groups — first frame of a channel
-* ``DELTA``    epoch, batch seq, SEQ entries, STATE entries — the state change of one closed batch
+* ``DELTA``    epoch, batch seq, released, SEQ entries, STATE entries — the state change of one
+  closed batch; ``released`` = highest batch seq whose output the primary has sent (see below)
 * ``SNAPSHOT`` epoch, batch seq, flags (FIRST/LAST), entries — full state for a joining replica, in
   chunks; the LAST chunk is acknowledged like a delta with that batch seq
 * ``ACK``      epoch, batch seq — the replica applied everything up to and including batch seq
 * ``FENCED``   known epoch, batch seq — NACK: your epoch is older than the lease's (you are fenced)
-* ``HEARTBEAT`` epoch, send time ns — liveness on an idle channel (echoed back by the replica)
+* ``HEARTBEAT`` epoch, send time ns, released — liveness on an idle channel (echoed back by the
+  replica) and the primary's latest ``released``
+* ``RELEASED`` epoch, batch seq — sent right after the primary released the output of every batch
+  up to batch seq (the replica may now apply those deltas)
 * ``HANDOVER`` epoch, batch seq, groups — "you own these flow groups from now on" (migration);
   sent only after every earlier batch of those flows was acknowledged *and released*, so the new
   owner's first output can never overtake the old owner's last (order-preserving move)
+
+Why ``released``: output cannot be sent and recorded atomically. A replica acknowledges a delta as
+soon as it holds it, but *applies* it (and discards the input it covers) only once the primary
+reports the batch released (RELEASED, written to the channel right after the output's last
+``sendto``; data already written survives a ``kill -9`` of the primary). If the primary dies in
+between, the promoted replica drops the unapplied deltas and replays their input: every packet
+counted in the state has left at least once (only a batch released in the microseconds before the
+crash may leave twice; endpoints such as TCP deduplicate), and no state update is lost or applied
+twice.
 """
 
 from __future__ import annotations
@@ -40,9 +53,10 @@ ACK = 4
 FENCED = 5
 HEARTBEAT = 6
 HANDOVER = 7
+RELEASED = 8
 
 NAMES = {HELLO: "HELLO", DELTA: "DELTA", SNAPSHOT: "SNAPSHOT", ACK: "ACK", FENCED: "FENCED",
-         HEARTBEAT: "HEARTBEAT", HANDOVER: "HANDOVER"}
+         HEARTBEAT: "HEARTBEAT", HANDOVER: "HANDOVER", RELEASED: "RELEASED"}
 
 SNAP_FIRST = 1
 SNAP_LAST = 2
@@ -58,7 +72,8 @@ _COUNTS = struct.Struct("!II")
 _SEQ_ENTRY = struct.Struct("!13sIIQ")
 _STATE_HDR = struct.Struct("!13sII")
 _HELLO = struct.Struct("!IHHI")
-_HB = struct.Struct("!IQ")
+_HB = struct.Struct("!IQQ")
+_DELTA_HDR = struct.Struct("!IQQ")
 
 
 class ProtocolError(ValueError):
@@ -131,8 +146,8 @@ def hello(lease: str, instance: str, epoch: int, workers: int, worker: int, flow
     return _frame(HELLO, _str(lease) + _str(instance) + _HELLO.pack(epoch, workers, worker, flow_groups))
 
 
-def delta(epoch: int, batch_seq: int, d: FlowDelta) -> bytes:
-    return _frame(DELTA, _EPOCH_SEQ.pack(epoch, batch_seq) + _encode_entries(d))
+def delta(epoch: int, batch_seq: int, d: FlowDelta, released: int = 0) -> bytes:
+    return _frame(DELTA, _DELTA_HDR.pack(epoch, batch_seq, released) + _encode_entries(d))
 
 
 def snapshot(epoch: int, batch_seq: int, flags: int, d: FlowDelta) -> bytes:
@@ -147,8 +162,12 @@ def fenced(known_epoch: int, batch_seq: int) -> bytes:
     return _frame(FENCED, _EPOCH_SEQ.pack(known_epoch, batch_seq))
 
 
-def heartbeat(epoch: int, t_ns: int) -> bytes:
-    return _frame(HEARTBEAT, _HB.pack(epoch, t_ns))
+def released(epoch: int, batch_seq: int) -> bytes:
+    return _frame(RELEASED, _EPOCH_SEQ.pack(epoch, batch_seq))
+
+
+def heartbeat(epoch: int, t_ns: int, released: int = 0) -> bytes:
+    return _frame(HEARTBEAT, _HB.pack(epoch, t_ns, released))
 
 
 def handover(epoch: int, batch_seq: int, groups: Iterable[int]) -> bytes:
@@ -173,6 +192,7 @@ class Delta:
     batch_seq: int
     entries: FlowDelta
     snapshot_flags: int = 0  # 0 for DELTA; SNAP_* bits for SNAPSHOT
+    released: int = 0  # DELTA: highest batch seq whose output the primary sent
 
 
 @dataclass
@@ -186,6 +206,13 @@ class Ack:
 class Heartbeat:
     epoch: int
     t_ns: int
+    released: int = 0
+
+
+@dataclass
+class Released:
+    epoch: int
+    batch_seq: int
 
 
 @dataclass
@@ -195,7 +222,7 @@ class Handover:
     groups: list[int]
 
 
-Message = Hello | Delta | Ack | Heartbeat | Handover
+Message = Hello | Delta | Ack | Heartbeat | Handover | Released
 
 
 def decode(mtype: int, body: bytes) -> Message:
@@ -203,14 +230,16 @@ def decode(mtype: int, body: bytes) -> Message:
     name = NAMES.get(mtype, f"type {mtype}")
     try:
         if mtype == DELTA:
-            e, s = _EPOCH_SEQ.unpack_from(body)
-            return Delta(e, s, _decode_entries(body, _EPOCH_SEQ.size, name))
+            e, s, r = _DELTA_HDR.unpack_from(body)
+            return Delta(e, s, _decode_entries(body, _DELTA_HDR.size, name), 0, r)
         if mtype == SNAPSHOT:
             e, s, fl = _SNAP_HDR.unpack_from(body)
             return Delta(e, s, _decode_entries(body, _SNAP_HDR.size, name), fl or SNAP_FIRST | SNAP_LAST)
         if mtype in (ACK, FENCED):
             e, s = _EPOCH_SEQ.unpack_from(body)
             return Ack(e, s, fenced=mtype == FENCED)
+        if mtype == RELEASED:
+            return Released(*_EPOCH_SEQ.unpack_from(body))
         if mtype == HEARTBEAT:
             return Heartbeat(*_HB.unpack_from(body))
         if mtype == HANDOVER:

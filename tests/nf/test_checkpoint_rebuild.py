@@ -39,8 +39,9 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
     slots = [HostSlot("h1", 1, NF_IPS["p"], ns=net.ns["p"]), HostSlot("h2", 2, NF_IPS["s"], ns=net.ns["s"])]
     launcher = ProcessLauncher(slots, tmp_path / "inst", store=store)
     try:
-        spec = LaunchSpec(name="cnt-a", lease="cnt", role="primary", flow_groups=GROUPS, nf={"type": "counter"},
-                          engine={"batch_size": 8, "batch_timeout_ms": 2.0})
+        engine = {"batch_size": 8, "batch_timeout_ms": 2.0}
+        spec = LaunchSpec(name="cnt-a", lease="cnt", role="primary", flow_groups=GROUPS,
+                          nf={"type": "counter"}, engine=engine)
         a = launcher.launch(spec, host="h1")
         table = SteeringTable(store)
         for g in range(GROUPS):
@@ -58,8 +59,7 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
 
         launcher.kill("cnt-a")  # the only instance of the group is gone
         b = launcher.launch(LaunchSpec(name="cnt-b", lease="cnt", role="primary", epoch=2, flow_groups=GROUPS,
-                                       nf={"type": "counter"}, engine={"batch_size": 8, "batch_timeout_ms": 2.0}),
-                            host="h2")
+                                       nf={"type": "counter"}, engine=engine), host="h2")
         assert rebuild(store, "cnt", b.control) == 4
         assert _by_sport(b.control) == before
         table.repoint("nf", range(GROUPS), b, (), 2, lease="cnt")

@@ -1,5 +1,9 @@
 """kill -9 the primary mid-traffic, promote the secondary: service resumes and the final per-flow
-counters equal what the sink received (no committed update lost or applied twice)."""
+counters equal the distinct packets the sink received (no committed update lost or applied twice).
+
+Output cannot be sent and recorded atomically: a batch the old primary released just before the
+crash may be released again by the promoted secondary (see nf.replication.protocol, "Why
+released"), so the sink may see a few duplicates — never a counted packet that did not arrive."""
 
 from __future__ import annotations
 
@@ -34,12 +38,17 @@ def test_kill9_primary_promote_secondary(nfnet: NFNet) -> None:
         client = a if a[0] == "10.98.1.2" else b
         counters[f"{client[0]}:{client[1]}"] = f["view"]["packets"]
     assert len(got) == flows
+    dups = 0
     for addr, seqs in got.items():
-        assert len(seqs) == len(set(seqs)), f"{addr}: duplicate delivery"
-        assert seqs == sorted(seqs), f"{addr}: reordered"
-        assert counters[addr] == len(seqs), f"{addr}: state {counters[addr]} != delivered {len(seqs)}"
-    total = sum(len(v) for v in got.values())
+        first = list(dict.fromkeys(seqs))  # distinct packets in first-arrival order
+        assert first == sorted(first), f"{addr}: reordered"
+        dups += len(seqs) - len(first)
+        # every packet counted in the committed state left the chain, none counted twice
+        assert counters[addr] == len(first), f"{addr}: state {counters[addr]} != delivered {len(first)}"
+    total = sum(len(set(v)) for v in got.values())
     assert total >= count * 0.95, f"service did not resume: {total}/{count} delivered"
     m = s.metrics()
     assert m["failovers"] == 2  # one per worker
     assert m["replayed"] > 0
+    # at-least-once output: only packets released in the instant of the crash may leave twice
+    assert dups <= res["replayed"]

@@ -52,21 +52,23 @@ def test_flow_key_is_bidirectional_and_groups_are_stable() -> None:
 def test_replication_frames_round_trip() -> None:
     d = protocol.FlowDelta([(b"k" * 13, 3, 1, 99)], [(b"s" * 13, 3, b"\x00\x01"), (b"t" * 13, 4, None)])
     r = protocol.FrameReader()
-    stream = (protocol.hello("lease", "inst", 5, 2, 1, 64) + protocol.delta(5, 10, d)
+    stream = (protocol.hello("lease", "inst", 5, 2, 1, 64) + protocol.delta(5, 10, d, 8)
               + protocol.snapshot(5, 11, protocol.SNAP_FIRST | protocol.SNAP_LAST, d)
-              + protocol.ack(5, 10) + protocol.fenced(6, 10) + protocol.heartbeat(5, 123)
-              + protocol.handover(5, 12, [9, 3, 3]))
+              + protocol.ack(5, 10) + protocol.fenced(6, 10) + protocol.heartbeat(5, 123, 9)
+              + protocol.handover(5, 12, [9, 3, 3]) + protocol.released(5, 10))
     frames: list[tuple[int, bytes]] = []
     for i in range(0, len(stream), 7):  # arbitrary TCP segmentation
         frames += r.feed(stream[i:i + 7])
     msgs = [protocol.decode(t, b) for t, b in frames]
     assert msgs[0] == protocol.Hello("lease", "inst", 5, 2, 1, 64)
     assert isinstance(msgs[1], protocol.Delta) and msgs[1].entries == d and msgs[1].batch_seq == 10
+    assert msgs[1].released == 8
     assert isinstance(msgs[2], protocol.Delta) and msgs[2].snapshot_flags == 3
     assert msgs[3] == protocol.Ack(5, 10)
     assert msgs[4] == protocol.Ack(6, 10, fenced=True)
-    assert msgs[5] == protocol.Heartbeat(5, 123)
+    assert msgs[5] == protocol.Heartbeat(5, 123, 9)
     assert msgs[6] == protocol.Handover(5, 12, [3, 9])
+    assert msgs[7] == protocol.Released(5, 10)
 
 
 def test_replication_rejects_garbage() -> None:

@@ -1,6 +1,7 @@
 """One experiment point's network: traffic generator -> stamper -> NF instance(s) -> traffic sink.
 
-Layout (one Linux bridge ``tx<tag>br``, every host a namespace; removed on exit even on failure)::
+Layout (one Linux bridge ``tx<tag>br`` without an address in the root namespace, every host a
+namespace; everything removed on exit even on failure)::
 
     cl  10.204.1.2/24, default via 10.204.1.1        sv  10.204.2.2/24, default via 10.204.2.1
     st  10.204.0.1/24 + 10.204.1.1/32 + 10.204.2.1/32: nf.stamper, routes 10.204.1/24 and
@@ -16,6 +17,7 @@ between the ``nf_count`` primaries.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +29,10 @@ import yaml
 
 from lab import netns
 from lab.netns import Topology
+from nf.balancer import InstanceLoad, decide
 from nf.control import ControlClient, ControlError
+from nf.flow import canonical_key, group_of_key
+from traffic.patterns import flow_weights
 
 STAMPER_IP = "10.204.0.1"
 CLIENT_IP = "10.204.1.2"
@@ -53,14 +58,23 @@ class PointConfig:
     buffer_size: int = 10
     batch_timeout_ms: float = 2.0
     global_update_every: int = 0  # packets between global-state updates (0 = off)
+    zipf_s: float = 1.0  # skew when distribution is zipf
+    balance: int = 0  # 0: flow groups split evenly; 1: placed by the thesis' 80 % balancer (nf.balancer)
+    capacity_pps: float = 1500.0  # per-NF capacity the balancer assumes (usage = rate / capacity)
+    capacity_share: float = 0.0  # > 0: capacity_pps = capacity_share x rate_pps (same relative load)
+    spare_nfs: int = 0  # primaries the balancer may add (the thesis' "create a new NF"); idle otherwise
 
     def __post_init__(self) -> None:
         if self.rate_pps <= 0 or self.duration_s <= 0:
             raise ValueError("rate_pps and duration_s must be > 0")
         if not 1 <= self.nf_count <= 8 or not 0 <= self.replicas <= 4 or not 1 <= self.workers <= 8:
             raise ValueError("nf_count must be 1..8, replicas 0..4, workers 1..8")
+        if not 0 <= self.spare_nfs <= 8 - self.nf_count:
+            raise ValueError("spare_nfs must be 0..8-nf_count")
         if not 1 <= self.flows <= 4096:
             raise ValueError("flows must be 1..4096")
+        if self.balance not in (0, 1) or self.capacity_pps <= 0 or self.zipf_s < 0 or self.capacity_share < 0:
+            raise ValueError("balance must be 0 or 1, capacity_pps > 0, zipf_s and capacity_share >= 0")
         if self.batch_size < 1 or self.buffer_size < 1 or self.global_update_every < 0:
             raise ValueError("batch_size and buffer_size must be >= 1, global_update_every >= 0")
 
@@ -71,6 +85,61 @@ def primary_ip(k: int) -> str:
 
 def replica_ip(k: int, j: int) -> str:
     return f"10.204.0.{100 + 10 * k + j}"
+
+
+def group_rates(cfg: PointConfig) -> dict[int, float]:
+    """Offered pps per flow group: the generator's flows (sport 20000+i, weights as it uses them)
+    hashed to groups exactly as the stamper does (``nf.flow``)."""
+    weights = flow_weights([1.0] * cfg.flows, cfg.distribution, cfg.zipf_s)
+    rates: dict[int, float] = {}
+    for i, w in enumerate(weights):
+        key, _ = canonical_key(17, socket.inet_aton(CLIENT_IP), 20000 + i, socket.inet_aton(SINK_IP),
+                               SINK_PORT)
+        g = group_of_key(key, FLOW_GROUPS)
+        rates[g] = rates.get(g, 0.0) + cfg.rate_pps * w
+    return rates
+
+
+def assign_groups(cfg: PointConfig, max_rounds: int = 50) -> tuple[list[list[int]], int]:
+    """Flow groups per primary slot (``nf_count + spare_nfs`` slots): an even split over the first
+    ``nf_count``, then (``balance=1``) rounds of ``nf.balancer.decide`` until nothing is overloaded
+    or nothing more can be done. Returns the groups of every slot (empty = not started) and the
+    number of moves.
+
+    The ``nf_count`` initial primaries form cluster ``c1`` of at most ``nf_count`` members; a new
+    instance the balancer asks for takes the next spare slot (none left: that move is skipped).
+    """
+    per = [[int(g) for g in _expand(r)] for r in group_ranges(cfg.nf_count)]
+    per += [[] for _ in range(cfg.spare_nfs)]
+    if not cfg.balance:
+        return per, 0
+    rates = group_rates(cfg)
+    cap = cfg.capacity_share * cfg.rate_pps if cfg.capacity_share else cfg.capacity_pps
+    owner = {g: k for k, gs in enumerate(per) for g in gs}
+    slot = {f"n{k + 1}": k for k in range(cfg.nf_count)}
+    cluster = dict.fromkeys(slot, "c1")
+    moves = 0
+    for _ in range(max_rounds):
+        loads = []
+        for name, k in slot.items():
+            flows = {str(g): rates.get(g, 0.0) for g, o in owner.items() if o == k and rates.get(g)}
+            loads.append(InstanceLoad(name, cluster[name], sum(flows.values()) / cap, cap, flows))
+        decision = decide(loads, max_per_cluster=cfg.nf_count)
+        for new in decision.new_instances:
+            if len(slot) < len(per):
+                slot[new.name], cluster[new.name] = len(slot), new.cluster
+        applied = [m for m in decision.moves if m.dst in slot]
+        if not applied:
+            break
+        for m in applied:
+            owner[int(m.group)] = slot[m.dst]
+            moves += 1
+    return [sorted(g for g, o in owner.items() if o == k) for k in range(len(per))], moves
+
+
+def _expand(r: str) -> range:
+    a, b = r.split("-")
+    return range(int(a), int(b) + 1)
 
 
 def group_ranges(n: int, groups: int = FLOW_GROUPS) -> list[str]:
@@ -90,24 +159,28 @@ class Chain:
         self.topo, self.dir, self.cfg = topo, workdir, cfg
         self.clients: dict[str, ControlClient] = {}
         self.ns: dict[str, str] = {}
-        br = topo.bridge("br", cidr="10.204.0.254/24")
-        names = ["st", "cl", "sv"] + [f"n{k}" for k in range(1, cfg.nf_count + 1)]
-        names += [f"r{k}{j}" for k in range(1, cfg.nf_count + 1) for j in range(1, cfg.replicas + 1)]
+        self.assignment, self.lb_moves = assign_groups(cfg)
+        # primaries that serve flow groups (unused spare slots are never started)
+        self.primaries = [k for k in range(1, len(self.assignment) + 1) if self.assignment[k - 1]]
+        br = topo.bridge("br")  # no address in the root namespace: the chain is namespaces only
+        names = ["st", "cl", "sv"] + [f"n{k}" for k in self.primaries]
+        names += [f"r{k}{j}" for k in self.primaries for j in range(1, cfg.replicas + 1)]
         for name in names:
             self.ns[name] = topo.ns(name)
             topo.attach(self.ns[name], br)
         st = self.ns["st"]
         for cidr in (f"{STAMPER_IP}/24", "10.204.1.1/32", "10.204.2.1/32"):
             netns.add_addr(st, "eth0", cidr)
-        for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                  "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"):
-            netns.run(["sysctl", "-qw", k], ns=st)
+        for sysctl in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"):
+            netns.run(["sysctl", "-qw", sysctl], ns=st)
         netns.add_addr(self.ns["cl"], "eth0", f"{CLIENT_IP}/24")
         netns.add_route(self.ns["cl"], "default", via="10.204.1.1")
         netns.add_addr(self.ns["sv"], "eth0", f"{SINK_IP}/24")
         netns.add_route(self.ns["sv"], "default", via="10.204.2.1")
-        for k in range(1, cfg.nf_count + 1):
-            ips = [(f"n{k}", primary_ip(k))] + [(f"r{k}{j}", replica_ip(k, j)) for j in range(1, cfg.replicas + 1)]
+        for k in self.primaries:
+            ips = [(f"n{k}", primary_ip(k))]
+            ips += [(f"r{k}{j}", replica_ip(k, j)) for j in range(1, cfg.replicas + 1)]
             for name, ip in ips:
                 netns.add_addr(self.ns[name], "eth0", f"{ip}/24")
                 netns.add_route(self.ns[name], "10.204.1.0/24", dev="eth0")
@@ -117,9 +190,9 @@ class Chain:
     def _start(self, name: str, module: str, config: dict[str, Any], ns: str, status: str) -> ControlClient:
         path = self.dir / f"{name}.yml"
         path.write_text(yaml.safe_dump(config))
-        log = (self.dir / f"{name}.log").open("wb")
-        proc = self.topo.start([sys.executable, "-m", module, "--config", str(path)], ns=ns,
-                               stdout=log, stderr=subprocess.STDOUT)
+        with (self.dir / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
+            proc = self.topo.start([sys.executable, "-m", module, "--config", str(path)], ns=ns,
+                                   stdout=log, stderr=subprocess.STDOUT)
         cc = ControlClient(config["control_socket"], timeout_s=30)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -154,7 +227,8 @@ class Chain:
                   "batch_timeout_ms": cfg.batch_timeout_ms}
         nf = {"type": "counter", "counter": {"global_update_every": cfg.global_update_every}}
         steering = []
-        for k, groups in zip(range(1, cfg.nf_count + 1), group_ranges(cfg.nf_count), strict=True):
+        for k in self.primaries:
+            owned = self.assignment[k - 1]
             reps = [replica_ip(k, j) for j in range(1, cfg.replicas + 1)]
             for j, ip in enumerate(reps, start=1):
                 self._start(f"r{k}{j}", "nf.instance", {
@@ -168,7 +242,7 @@ class Chain:
                 "replicas": [f"{ip}:9200" for ip in reps],
                 "control_socket": str(self.dir / f"n{k}.sock"), "statestore": store,
                 "engine": engine, "nf": nf}, self.ns[f"n{k}"], "status")
-            steering.append({"groups": groups, "target": {
+            steering.append({"groups": ",".join(map(str, owned)), "target": {
                 "primary": f"{primary_ip(k)}:9000", "secondaries": [f"{ip}:9100" for ip in reps],
                 "workers": cfg.workers}})
         self._start("stamper", "nf.stamper", {
@@ -181,6 +255,7 @@ class Chain:
         cfg = self.cfg
         profile = {
             "name": "point", "duration_s": cfg.duration_s, "method": "raw", "distribution": cfg.distribution,
+            "zipf_s": cfg.zipf_s,
             "flows": [{"proto": "udp", "dst": SINK_IP, "dport": SINK_PORT, "sport": 20000,
                        "count": cfg.flows, "size_bytes": cfg.size_bytes}],
             "pattern": {"kind": "constant", "rate_pps": cfg.rate_pps},
@@ -205,7 +280,7 @@ class Chain:
         return json.loads(gen_out.read_text()), json.loads(sink_out.read_text())
 
     def nf_metrics(self) -> list[dict[str, Any]]:
-        return [self.clients[f"n{k}"].metrics() for k in range(1, self.cfg.nf_count + 1)]
+        return [self.clients[f"n{k}"].metrics() for k in self.primaries]
 
     def close(self) -> None:
         for cc in self.clients.values():

@@ -1,0 +1,50 @@
+"""``placement serve --dry-run`` against a real influxd: reads agent-schema telemetry, proposes a move.
+
+Telemetry rows are written exactly as the agent writes them (agent.schema points through
+agent.writer); the service then reads them with InfluxQL, builds THE observation and decides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest_placement import service_config as _config
+from conftest_placement import write_agent_telemetry as _write_telemetry
+
+from agent.config import TelemetryConfig
+from agent.query import QueryClient
+from placement.policies import DEFAULT_MODEL
+from placement.service import run_service
+
+@pytest.mark.parametrize("policy", ["least-loaded", "rl"])
+def test_dry_run_proposes_move_off_the_hot_host(tmp_path: Path, influxdb_telemetry: TelemetryConfig,
+                                                policy: str) -> None:
+    if policy == "rl" and not DEFAULT_MODEL.exists():
+        pytest.skip(f"{DEFAULT_MODEL} not trained yet")
+    _write_telemetry(influxdb_telemetry)
+    cfg = _config(tmp_path, influxdb_telemetry, policy=policy)
+    [d] = run_service(cfg, dry_run=True, once=True)
+    assert d.policy == policy
+    assert d.instance in ("fw1", "fw2", "fw3") and d.src_host == "nfv1"
+    assert d.dst_host in ("nfv2", "nfv3")
+    assert not d.executed and "dry run" in d.reason
+    q = QueryClient(influxdb_telemetry)
+    rows = q.rows('SELECT * FROM "placement"')
+    assert len(rows) == 1 and rows[0]["instance"] == d.instance and rows[0]["policy"] == policy
+    ev = q.rows("SELECT * FROM \"event\" WHERE \"kind\" = 'placement'")
+    assert len(ev) == 1 and d.instance in ev[0]["title"]
+
+
+def test_missing_model_falls_back_to_heuristic(tmp_path: Path, influxdb_telemetry: TelemetryConfig) -> None:
+    _write_telemetry(influxdb_telemetry)
+    cfg = _config(tmp_path, influxdb_telemetry, policy="rl", model=tmp_path / "absent.pt")
+    [d] = run_service(cfg, dry_run=True, once=True)
+    assert d.policy == "least-loaded" and "model unavailable" in d.reason
+    assert d.src_host == "nfv1"
+
+
+def test_no_telemetry_means_no_decision(tmp_path: Path, influxdb_telemetry: TelemetryConfig) -> None:
+    cfg = _config(tmp_path, influxdb_telemetry, policy="least-loaded")
+    [d] = run_service(cfg, dry_run=True, once=True)
+    assert d.policy == "none" and not d.instance and "no usable telemetry" in d.reason
