@@ -56,18 +56,21 @@ def _sink_stats(flows: dict[str, list[int]], sent: dict[str, int]) -> tuple[int,
     return lost, reordered, dup
 
 
-def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport: int) -> dict[str, float]:
+def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport: int,
+             buffer_size: int) -> dict[str, float]:
     store = open_store(net.statestore)
     launcher = ProcessLauncher(net.slots(), wd / f"inst-{mode}", store=store)
     prog = SteeringProgrammer(store, net.switch, host_index=1, service=SERVICE, interval_ms=20).start()
     try:
         spec = LaunchSpec(name="tmpl", lease="x", workers=1, flow_groups=GROUPS, nf={"type": "counter"},
-                          engine={"batch_size": 32, "batch_timeout_ms": 2.0}, statestore=str(net.statestore))
+                          engine={"batch_size": 32, "batch_timeout_ms": 2.0, "buffer_size": buffer_size},
+                          statestore=str(net.statestore))
         dep = deploy_pair(store, launcher, SERVICE, f"mig-{mode}", [str(g) for g in range(GROUPS)], spec,
                           primary_host="h-p")
         target = launcher.launch(LaunchSpec(name=f"tgt-{mode}", lease=f"tgt-{mode}", role="primary",
                                             workers=1, flow_groups=GROUPS, nf={"type": "counter"},
-                                            engine={"batch_size": 32, "batch_timeout_ms": 2.0}), host="h-b")
+                                            engine={"batch_size": 32, "batch_timeout_ms": 2.0,
+                                                    "buffer_size": buffer_size}), host="h-b")
         if mode == "delta":  # the target is a cluster member: it already replicates the source
             table = SteeringTable(store)
             table.repoint(SERVICE, range(GROUPS), dep.primary, (dep.secondary, target), dep.epoch,
@@ -114,8 +117,9 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
 @app.command()
 def main(
     flows: Annotated[int, typer.Option(help="Concurrent UDP flows.")] = 10000,
-    rate: Annotated[float, typer.Option(help="Offered load (pps) during the move.")] = 5000.0,
+    rate: Annotated[float, typer.Option(help="Offered load (pps) during the move.")] = 2000.0,
     modes: Annotated[list[str], typer.Option(help="full and/or delta.")] = ["full", "delta"],  # noqa: B006
+    buffer_size: Annotated[int, typer.Option(help="input buffer (batches)")] = 100,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
     results: dict[str, dict[str, float]] = {}
@@ -124,11 +128,12 @@ def main(
         try:
             net.stamper([], duplicate="ovs", flow_groups=GROUPS, statestore=str(net.statestore))
             for i, mode in enumerate(modes):
-                results[mode] = run_mode(net, Path(wd), mode, flows, rate, sport=20000 + 11000 * i)
+                results[mode] = run_mode(net, Path(wd), mode, flows, rate, 20000 + 11000 * i, buffer_size)
                 print(mode, results[mode], flush=True)
         finally:
             net.close()
-    print(f"\n# migration of {GROUPS} flow groups, {flows} flows, {rate:.0f} pps offered during the move")
+    print(f"\n# migration of {GROUPS} flow groups, {flows} flows, {rate:.0f} pps offered during the move, "
+          f"input buffer {buffer_size} x 32 packets")
     keys = list(next(iter(results.values())))
     print(f"{'':<24}" + "".join(f"{m:>12}" for m in results))
     for k in keys:

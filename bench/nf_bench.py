@@ -180,12 +180,12 @@ class Bench:
                 "delivered": r["received"] / g["sent"]}
 
     def nf_run(self, ft: bool, count: int, rate: float, flows: int, latency: bool = False,
-               batch: int = 32) -> dict[str, Any]:
+               batch: int = 32, inflight: int = 64) -> dict[str, Any]:
         import yaml  # noqa: PLC0415
 
         from nf.control import ControlClient  # noqa: PLC0415
         procs = []
-        eng = {"batch_size": batch, "batch_timeout_ms": 1.0, "max_inflight": 8, "buffer_size": 64}
+        eng = {"batch_size": batch, "batch_timeout_ms": 1.0, "max_inflight": inflight, "buffer_size": 64}
         base = {"workers": 1, "flow_groups": 64, "epoch": 1, "lease": "bench", "engine": eng,
                 "nf": {"type": "counter"}}
         clients = []
@@ -254,6 +254,8 @@ def main() -> int:
     ap.add_argument("--flows", type=int, default=64)
     ap.add_argument("--rate", type=float, default=10000.0)
     ap.add_argument("--lat-count", type=int, default=30000)
+    ap.add_argument("--batch", type=int, default=32, help="engine.batch_size")
+    ap.add_argument("--inflight", type=int, default=64, help="engine.max_inflight")
     args = ap.parse_args()
     if args.mode in ("gen", "sink"):
         res = gen(args) if args.mode == "gen" else sink(args)
@@ -267,17 +269,19 @@ def main() -> int:
         b = Bench(topo, Path(d))
         for i in range(args.runs):
             rows["echo"].append(b.echo_run(args.count, args.flows))
-            rows["ft_off"].append(b.nf_run(False, args.count, 0, args.flows))
-            rows["ft_on"].append(b.nf_run(True, args.count, 0, args.flows))
-            rows["lat_ft_on"].append(b.nf_run(True, args.lat_count, args.rate, args.flows, latency=True))
+            kw = {"batch": args.batch, "inflight": args.inflight}
+            rows["ft_off"].append(b.nf_run(False, args.count, 0, args.flows, **kw))
+            rows["ft_on"].append(b.nf_run(True, args.count, 0, args.flows, **kw))
+            rows["lat_ft_on"].append(b.nf_run(True, args.lat_count, args.rate, args.flows,
+                                              latency=True, **kw))
             print(f"run {i + 1}/{args.runs}: " + json.dumps({k: v[-1] for k, v in rows.items()}), flush=True)
 
     def med(k: str, f: str) -> float:
         vals = [r[f] for r in rows[k] if f in r]
         return statistics.median(vals) if vals else float("nan")
 
-    print(f"\nNF benchmark, direct veth, 1 worker, counter NF, {args.flows} flows, "
-          f"medians of {args.runs} runs")
+    print(f"\nNF benchmark, direct veth, 1 worker, counter NF, {args.flows} flows, batch {args.batch}, "
+          f"max_inflight {args.inflight}, medians of {args.runs} runs")
     print(f"{'case':<22}{'offered kpps':>14}{'NF kpps':>10}{'sink kpps':>11}{'delivered':>11}"
           f"{'p50 ms':>9}{'p99 ms':>9}")
     print(f"{'python udp echo':<22}{med('echo', 'offered_pps') / 1e3:>14.1f}{'-':>10}"

@@ -24,7 +24,9 @@ Commands (instance-wide; the instance fans them out to every worker and merges t
 ``import_state``   ``flows`` (an ``export_state`` result): install as owned flows
 ``handover``       ``groups``, ``to`` (target ``ip:repl_port``), ``dup_to`` (target ``ip:dup_port``):
                    cooperative, loss-free and order-preserving move of flow groups at a batch
-                   boundary (answers when the target owns them; then redirect the stamper/OVS)
+                   boundary (answers when the target owns them; then redirect the stamper/OVS);
+                   ``timeout_s`` (default 20): if the target does not take over in time the move
+                   is aborted, the groups stay here and the command fails
 ``drain``          close the open batch and answer when every output was released
 ``shutdown``       stop the workers and exit
 =================  ==========================================================================
@@ -113,8 +115,10 @@ class ControlClient:
     def import_state(self, flows: dict[str, Any]) -> dict[str, Any]:
         return dict(self.call("import_state", flows=flows))
 
-    def handover(self, groups: list[int], to: str, dup_to: str) -> dict[str, Any]:
-        return dict(self.call("handover", groups=groups, to=to, dup_to=dup_to))
+    def handover(self, groups: list[int], to: str, dup_to: str,
+                 timeout_s: float | None = None) -> dict[str, Any]:
+        extra = {} if timeout_s is None else {"timeout_s": timeout_s}
+        return dict(self.call("handover", groups=groups, to=to, dup_to=dup_to, **extra))
 
     def drain(self) -> dict[str, Any]:
         return dict(self.call("drain"))

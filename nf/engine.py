@@ -55,9 +55,11 @@ from nf.types import NFContext, NFLogic, create
 log = logging.getLogger(__name__)
 
 SEQ_REMOVED = 0xFFFFFFFF  # epoch value of a SEQ entry meaning "flow removed"
+HANDOVER_TIMEOUT_NS = 20_000_000_000  # a target that does not take over within 20 s: abort
 _SHIM = shim.SHIM
 _TS = struct.Struct("!Q")  # the shim's ingress timestamp at offset 24
 _wire_key = flowmod.wire_key
+_time_ns = time.time_ns
 _SHIM_LEN = shim.SHIM_LEN
 _MAGIC = shim.MAGIC
 _MIN_DGRAM = shim.SHIM_LEN + 20
@@ -104,6 +106,7 @@ class PendingOp:
     channel: ReplicaChannel | None = None
     sent: bool = False
     done: bool = False
+    deadline_ns: int = 0
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,6 +146,8 @@ class Worker:
         self.batch_n = 0
         self.batch_sum_tob = 0
         self.batch_open_ns = 0
+        self.batch_size = self.ecfg.batch_size
+        self.b_in = self.b_path = self.b_proc = 0  # ns sums of the open batch
         self.batch_seq = 0
         self.inflight: deque[Batch] = deque()
         self.released_seq = 0  # highest batch whose output was sent
@@ -329,7 +334,10 @@ class Worker:
             self.seqs[key] = fs
         if fs.owned:
             if fs.group in self.frozen:
-                self.frozen_q.append(d)
+                if len(self.frozen_q) < self.input_cap:
+                    self.frozen_q.append(d)
+                else:
+                    self.c["dropped"] += 1
                 return
             if self.input_q or len(self.inflight) >= self.ecfg.max_inflight or self.fenced:
                 if self.fenced or len(self.input_q) >= self.input_cap:
@@ -427,17 +435,16 @@ class Worker:
                 self._drain_flow(fs, key)
 
     def _process(self, fs: FlowSeq, key: bytes, fwd: bool, d: bytes, rx: int) -> None:
-        c = self.c
-        t0 = time.time_ns()
+        t0 = _time_ns()
         ts = _TS.unpack_from(d, 24)[0]
         out = self.nf.process(d[_SHIM_LEN:], key, fwd, fs.group)
-        t1 = time.time_ns()
-        c["processed"] += 1
-        c["sum_in_buffer_ns"] += t0 - rx
-        c["sum_path_ns"] += rx - ts
-        c["sum_processing_ns"] += t1 - t0
+        t1 = _time_ns()
+        # per-batch sums (added to the counters when the batch closes: fewer dict updates)
+        self.b_in += t0 - rx
+        self.b_path += rx - ts
+        self.b_proc += t1 - t0
         if out is None:
-            c["nf_dropped"] += 1
+            self.c["nf_dropped"] += 1
         else:
             self.batch_outs.append(out)
             self.batch_ts.append(ts)
@@ -446,7 +453,7 @@ class Worker:
         if not self.batch_n:
             self.batch_open_ns = t1
         self.batch_n += 1
-        if self.batch_n >= self.ecfg.batch_size:
+        if self.batch_n >= self.batch_size:
             self._close_batch(t1)
 
     # ---- batches, output commit ------------------------------------------------------------
@@ -472,6 +479,11 @@ class Worker:
             return
         self.batch_seq += 1
         c = self.c
+        c["processed"] += self.batch_n
+        c["sum_in_buffer_ns"] += self.b_in
+        c["sum_path_ns"] += self.b_path
+        c["sum_processing_ns"] += self.b_proc
+        self.b_in = self.b_path = self.b_proc = 0
         live = self.channels
         if live:
             frame = protocol.delta(self.epoch, self.batch_seq, self._build_delta(), self.released_seq)
@@ -543,12 +555,16 @@ class Worker:
         c["released"] += n
         c["released_bytes"] += nbytes
         hist = self.m.hist["latency"]
-        s = 0
-        for ts in b.ts:
+        top = len(hist) - 1
+        for ts in b.ts:  # bucket_of() inlined: this runs for every released packet
             lat = now - ts
-            s += lat
-            hist[bucket_of(lat)] += 1
-        c["sum_latency_ns"] += s
+            if lat < 8:
+                hist[max(lat, 0)] += 1
+                continue
+            bl = lat.bit_length()
+            idx = bl * 4 + ((lat >> (bl - 3)) & 3)
+            hist[idx if idx < top else top] += 1
+        c["sum_latency_ns"] += n * now - sum(b.ts)
         c["sum_out_buffer_ns"] += n * now - b.sum_tob
         if self.channels:
             cl = now - b.close_ns
@@ -569,7 +585,10 @@ class Worker:
             if fs is None or not fs.owned:
                 continue
             if fs.group in self.frozen:
-                self.frozen_q.append(d)
+                if len(self.frozen_q) < self.input_cap:
+                    self.frozen_q.append(d)
+                else:
+                    self.c["dropped"] += 1
                 continue
             _m, _v, _f, _s, _r, _g, ep, seq, _ts = _SHIM.unpack_from(d)
             self._sequence(fs, key, fwd, d, ep, seq, rx)
@@ -828,10 +847,29 @@ class Worker:
             elif op.kind == "drain" and not self.inflight and not self.batch_n:
                 op.done = True
                 op.result = {"drained": True}
+            if not op.done and op.kind == "handover" and not op.sent and time.time_ns() > op.deadline_ns:
+                self._abort_handover(op)
             if op.done:
                 self.ops.remove(op)
                 if self.ctl is not None:
-                    self.ctl.send((op.req, True, op.result))
+                    ok = "error" not in op.result
+                    self.ctl.send((op.req, ok, op.result if ok else op.result["error"]))
+
+    def _abort_handover(self, op: PendingOp) -> None:
+        """The target never acknowledged: keep serving the groups here, report the failure."""
+        groups: set[int] = op.args["groups"]
+        self.frozen -= groups
+        held, self.frozen_q = self.frozen_q, []
+        ch = op.channel
+        if ch is not None and ch.temporary:
+            ch.close()
+            self.channels.remove(ch)
+        self._release_ready()
+        for d in held:  # back through the normal path, in arrival order
+            self._on_datagram(d, time.time_ns(), False)
+        op.done = True
+        op.result = {"error": f"handover of groups {sorted(groups)} to {op.args['to']} timed out: "
+                              f"{ch.last_error if ch is not None else 'no channel'}; groups kept here"}
 
     def _progress_handover(self, op: PendingOp) -> None:
         ch = op.channel
@@ -845,7 +883,8 @@ class Worker:
             ch.send(protocol.handover(self.epoch, op.batch_seq, groups))
             op.sent = True
 
-    def start_handover(self, groups: set[int], to: str, dup_to: str) -> PendingOp:
+    def start_handover(self, groups: set[int], to: str, dup_to: str,
+                       timeout_ns: int = HANDOVER_TIMEOUT_NS) -> PendingOp:
         """Begin moving ``groups`` to instance ``to`` (its repl base address); completes async."""
         mine = {g for g in groups if g % self.cfg.workers == self.idx}
         existing = any(ch.name == to for ch in self.channels)
@@ -853,7 +892,7 @@ class Worker:
         self.frozen |= mine
         self._close_batch(time.time_ns())
         op = PendingOp("handover", {"groups": mine, "to": to, "dup_to": dup_to}, self._req,
-                       self.batch_seq, ch)
+                       self.batch_seq, ch, deadline_ns=time.time_ns() + timeout_ns)
         self.ops.append(op)
         return op
 
@@ -941,7 +980,8 @@ class Worker:
             return {"imported": self.import_state(args["flows"])}
         if cmd == "handover":
             groups = _groups(args["groups"]) or set()
-            op = self.start_handover(groups, str(args["to"]), str(args["dup_to"]))
+            timeout_ns = int(float(args.get("timeout_s", HANDOVER_TIMEOUT_NS / 1e9)) * 1e9)
+            op = self.start_handover(groups, str(args["to"]), str(args["dup_to"]), timeout_ns)
             if not op.args["groups"]:
                 self.ops.remove(op)
                 return {"groups": [], "flows": 0, "batch_seq": op.batch_seq}

@@ -1,4 +1,6 @@
-"""Speed measurements of the placement stack (reported by ``deftctl placement bench`` and bench/placement_sim.py).
+"""Speed measurements of the placement stack.
+
+Reported by ``deftctl placement bench`` and ``bench/placement_sim.py``; never asserted in tests.
 
 * :func:`sim_steps_per_s`: environment-steps per second of the vectorised simulator, including
   building the observation every step (what training and evaluation pay); a no-op policy so only the
@@ -31,9 +33,11 @@ def sim_steps_per_s(scenario: str = "diurnal-small", batch: int = 1024) -> float
     return batch * sim.T / (time.perf_counter() - t0)
 
 
-def decision_latency_ms(scenario: str = "scale-50x500", model: Path | None = None, rounds: int = 50) -> dict[str, float]:
+def decision_latency_ms(
+    scenario: str = "scale-50x500", model: Path | None = None, rounds: int = 50
+) -> dict[str, float]:
     """Median / p99 ms of snapshot -> observation -> mask -> RL decision for one cluster."""
-    import torch
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
     sim = ClusterSim(load_scenario(scenario), [0])

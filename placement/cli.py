@@ -15,7 +15,9 @@ import typer
 
 from deftctl.config import ConfigError
 
-app = typer.Typer(no_args_is_help=True, help="RL placement: simulator, policies, training, evaluation, serve.")
+app = typer.Typer(
+    no_args_is_help=True, help="RL placement: simulator, policies, training, evaluation, serve."
+)
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ def _parse_seeds(spec: str) -> list[int]:
 @app.command()
 def scenarios() -> None:
     """List the scenario files shipped with the package."""
-    from placement.scenario import builtin_scenarios, load_scenario
+    from placement.scenario import builtin_scenarios, load_scenario  # noqa: PLC0415
 
     for p in builtin_scenarios():
         sc = load_scenario(p)
@@ -50,22 +52,28 @@ def scenarios() -> None:
 
 @app.command()
 def evaluate(
-    scenarios: list[Path] = typer.Option(..., "--scenarios", "-s", help="Scenario files (or built-in names)."),
-    policies: str = typer.Option("static,random,first-fit,best-fit,least-loaded,thesis-80,ilp,rl",
-                                 help="Comma-separated policy names."),
+    scenarios: list[Path] = typer.Option(
+        ..., "--scenarios", "-s", help="Scenario files (or built-in names)."
+    ),
+    policies: str = typer.Option(
+        "static,random,first-fit,best-fit,least-loaded,thesis-80,ilp,rl", help="Comma-separated policy names."
+    ),
     seeds: str = typer.Option("10", help="N (= 0..N-1), A-B or a,b,c; held out from training."),
     model: Path | None = typer.Option(None, help="RL checkpoint (default: placement/models/default.pt)."),
-    out: Path = typer.Option(Path("results/placement"), help="Directory for report.md, PNGs and results.json."),
+    out: Path = typer.Option(
+        Path("results/placement"), help="Directory for report.md, PNGs and results.json."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout instead of a table."),
     ilp_max_binaries: int = typer.Option(200, help="Run the ILP only when hosts x VNFs <= this."),
 ) -> None:
     """Every policy x scenario x seed -> composite cost (each term shown), table, plots, markdown."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
-    from placement.evaluate import aggregate, evaluate as run_eval, markdown_report, plot, summary
-    from placement.policies import ALL_POLICIES
-    from placement.scenario import load_scenario
+    from placement.evaluate import aggregate, markdown_report, plot, summary  # noqa: PLC0415
+    from placement.evaluate import evaluate as run_eval  # noqa: PLC0415
+    from placement.policies import ALL_POLICIES  # noqa: PLC0415
+    from placement.scenario import load_scenario  # noqa: PLC0415
 
     pols = [p.strip() for p in policies.split(",") if p.strip()]
     for p in pols:
@@ -88,12 +96,30 @@ def evaluate(
         typer.echo(json.dumps(payload, indent=1))
         return
     table = Table(title="composite cost (mean over seeds; lower is better)")
-    for col in ("scenario", "policy", "cost", "SLA s", "drops kpkt", "overload s", "migr MB", "#migr", "ms/decide"):
+    for col in (
+        "scenario",
+        "policy",
+        "cost",
+        "SLA s",
+        "drops kpkt",
+        "overload s",
+        "migr MB",
+        "#migr",
+        "ms/decide",
+    ):
         table.add_column(col, justify="right" if col not in ("scenario", "policy") else "left")
     for (sc, p), d in aggregate(results).items():
-        table.add_row(sc, p, f"{d['cost']:.1f}±{d['cost_std']:.0f}", f"{d['sla_s']:.1f}", f"{d['drops_kpkt']:.1f}",
-                      f"{d['overload_s']:.1f}", f"{d['migration_mb']:.1f}", f"{d['migrations']:.1f}",
-                      f"{d['decision_ms']:.3f}")
+        table.add_row(
+            sc,
+            p,
+            f"{d['cost']:.1f}±{d['cost_std']:.0f}",
+            f"{d['sla_s']:.1f}",
+            f"{d['drops_kpkt']:.1f}",
+            f"{d['overload_s']:.1f}",
+            f"{d['migration_mb']:.1f}",
+            f"{d['migrations']:.1f}",
+            f"{d['decision_ms']:.3f}",
+        )
     con = Console()
     con.print(table)
     for sc, r in summary(results).items():
@@ -112,10 +138,15 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train the RL placement policy with PPO on the simulator (CleanRL-style loop)."""
-    from placement.train import SMALL_SCENARIOS, TrainConfig, train as run_train
+    from placement.train import SMALL_SCENARIOS, TrainConfig  # noqa: PLC0415
+    from placement.train import train as run_train  # noqa: PLC0415
 
     cfg = TrainConfig(
-        iterations=iterations, bc_iterations=bc_iterations, num_envs=envs, seed=seed, out=out,
+        iterations=iterations,
+        bc_iterations=bc_iterations,
+        num_envs=envs,
+        seed=seed,
+        out=out,
         scenarios=[s for s in scenarios.split(",") if s] or list(SMALL_SCENARIOS),
     )
     try:
@@ -133,21 +164,27 @@ def bench(
     model: Path | None = typer.Option(None, help="RL checkpoint (default shipped model)."),
 ) -> None:
     """Simulator env-steps/s and RL decision latency (numbers are reported, never asserted)."""
-    from placement.benchmark import decision_latency_ms, sim_steps_per_s
+    from placement.benchmark import decision_latency_ms, sim_steps_per_s  # noqa: PLC0415
 
     typer.echo(f"simulator: {sim_steps_per_s(scenario, batch):,.0f} env-steps/s ({scenario}, batch {batch})")
     lat = decision_latency_ms(latency_scenario, model)
-    typer.echo(f"RL decision latency on {latency_scenario}: median {lat['median_ms']:.2f} ms, "
-               f"p99 {lat['p99_ms']:.2f} ms (incl. observation + mask)")
+    typer.echo(
+        f"RL decision latency on {latency_scenario}: median {lat['median_ms']:.2f} ms, "
+        f"p99 {lat['p99_ms']:.2f} ms (incl. observation + mask)"
+    )
 
 
 @app.command()
 def calibrate(
-    from_bench: Path = typer.Option(..., "--from-bench", help="Bench result YAML/JSON: {key: {value, source}}."),
-    calibration: Path | None = typer.Option(None, help="Calibration file to update (default: the package's)."),
+    from_bench: Path = typer.Option(
+        ..., "--from-bench", help="Bench result YAML/JSON: {key: {value, source}}."
+    ),
+    calibration: Path | None = typer.Option(
+        None, help="Calibration file to update (default: the package's)."
+    ),
 ) -> None:
     """Update placement/calibration.yml from measured bench results (records provenance)."""
-    from placement.calibration import CALIBRATION_FILE, apply_bench, load_calibration, save_calibration
+    from placement.calibration import CALIBRATION_FILE, apply_bench, load_calibration, save_calibration  # noqa: PLC0415
 
     path = calibration or CALIBRATION_FILE
     try:
@@ -160,13 +197,17 @@ def calibrate(
 
 @app.command()
 def serve(
-    config: Path = typer.Option(Path("/etc/deft/placement.yml"), help="Service config (placement role writes it)."),
-    telemetry: Path | None = typer.Option(None, help="Override the InfluxDB contract file (/etc/deft/telemetry.yml)."),
+    config: Path = typer.Option(
+        Path("/etc/deft/placement.yml"), help="Service config (placement role writes it)."
+    ),
+    telemetry: Path | None = typer.Option(
+        None, help="Override the InfluxDB contract file (/etc/deft/telemetry.yml)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Decide and log, never migrate."),
     once: bool = typer.Option(False, help="One decision round, then exit (for tests and cron)."),
 ) -> None:
     """Read telemetry from InfluxDB, decide, and migrate VNFs over SSH (see placement/service.py)."""
-    from placement.service import ServiceConfig, ServiceError, run_service
+    from placement.service import ServiceConfig, ServiceError, run_service  # noqa: PLC0415
 
     try:
         cfg = ServiceConfig.load(config if config.exists() else None, telemetry_file=telemetry)

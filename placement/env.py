@@ -2,7 +2,8 @@
 
 The simulator itself is batched; this wrapper runs a batch of one. Spaces:
 
-* observation ``Dict(hosts=Box(H, N_HOST_FEATURES), vnfs=Box(V, N_VNF_FEATURES), vnf_host=MultiDiscrete(H^V))``
+* observation ``Dict(hosts=Box(H, N_HOST_FEATURES), vnfs=Box(V, N_VNF_FEATURES),
+  vnf_host=MultiDiscrete(H^V))``
   built by THE observation builder (:mod:`placement.observation`);
 * action ``MultiDiscrete([V + 1, H])``: which VNF to move (index ``V`` = no-op) and to which host.
 
@@ -44,7 +45,7 @@ class PlacementEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
         self.cal = calibration or load_calibration()
         h, v = self.sc.n_hosts, self.sc.n_vnfs
-        self.observation_space = spaces.Dict(
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "hosts": spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (h, N_HOST_FEATURES), np.float32),
                 "vnfs": spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (v, N_VNF_FEATURES), np.float32),
@@ -73,7 +74,8 @@ class PlacementEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def action_masks(self) -> np.ndarray:
         """Flat ``[V + 1 + H]`` bool mask (sb3-contrib MaskablePPO convention)."""
-        return action_masks(self._obs)[0]
+        m: np.ndarray = action_masks(self._obs)[0]
+        return m
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

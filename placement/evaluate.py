@@ -68,19 +68,29 @@ def run_policy(
     dec_ms = 1e3 * spent / sc.steps / max(sim.B, 1)
     return [
         Result(
-            scenario=sc.name, policy=policy_name, seed=s, cost=float(total[i]),
+            scenario=sc.name,
+            policy=policy_name,
+            seed=s,
+            cost=float(total[i]),
             **{k: float(terms[k][i]) for k in COST_TERMS},
-            migrations=int(m.migrations[i]), migration_downtime_s=float(m.migration_downtime_s[i]),
-            failovers=int(m.failovers[i]), invalid_actions=int(m.invalid_actions[i]),
-            drop_rate=float(m.drops_pkt[i] / max(m.offered_pkt[i], 1.0)), decision_ms=dec_ms,
+            migrations=int(m.migrations[i]),
+            migration_downtime_s=float(m.migration_downtime_s[i]),
+            failovers=int(m.failovers[i]),
+            invalid_actions=int(m.invalid_actions[i]),
+            drop_rate=float(m.drops_pkt[i] / max(m.offered_pkt[i], 1.0)),
+            decision_ms=dec_ms,
         )
         for i, s in enumerate(seeds)
     ]
 
 
 def evaluate(
-    scenarios: list[Scenario], policies: list[str], seeds: list[int], model: Path | None = None,
-    cal: Calibration | None = None, ilp_max_binaries: int = 200,
+    scenarios: list[Scenario],
+    policies: list[str],
+    seeds: list[int],
+    model: Path | None = None,
+    cal: Calibration | None = None,
+    ilp_max_binaries: int = 200,
 ) -> list[Result]:
     """Every policy x scenario x seed (ILP skipped, with a log line, on instances too large)."""
     cal = cal or load_calibration()
@@ -88,7 +98,9 @@ def evaluate(
     for sc in scenarios:
         for p in policies:
             if p == "ilp" and sc.n_hosts * sc.n_vnfs > ilp_max_binaries:
-                log.info("ilp skipped on %s: %d binaries > %d", sc.name, sc.n_hosts * sc.n_vnfs, ilp_max_binaries)
+                log.info(
+                    "ilp skipped on %s: %d binaries > %d", sc.name, sc.n_hosts * sc.n_vnfs, ilp_max_binaries
+                )
                 continue
             t0 = time.time()
             out.extend(run_policy(p, sc, seeds, cal, model))
@@ -103,8 +115,11 @@ def aggregate(results: list[Result]) -> dict[tuple[str, str], dict[str, float]]:
         groups[(r.scenario, r.policy)].append(r)
     agg: dict[tuple[str, str], dict[str, float]] = {}
     for key, rows in groups.items():
-        d = {k: float(np.mean([getattr(r, k) for r in rows])) for k in asdict(rows[0])
-             if k not in ("scenario", "policy", "seed")}
+        d = {
+            k: float(np.mean([getattr(r, k) for r in rows]))
+            for k in asdict(rows[0])
+            if k not in ("scenario", "policy", "seed")
+        }
         d["cost_std"] = float(np.std([r.cost for r in rows]))
         d["n"] = float(len(rows))
         agg[key] = d
@@ -146,27 +161,36 @@ def markdown_report(results: list[Result], plots: list[Path]) -> str:
         "Cost = SLA-violation VNF-seconds + kpkts dropped + overloaded host-seconds + 0.1/MB migrated "
         "(weights and calibration provenance: placement/calibration.yml).",
         "",
-        "| scenario | policy | cost (mean ± sd) | SLA s | drops kpkt | overload s | migr. MB cost | #migr. | drop rate | decide ms |",
+        "| scenario | policy | cost (mean ± sd) | SLA s | drops kpkt | overload s | migr. MB cost "
+        "| #migr. | drop rate | decide ms |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (sc, p), d in agg.items():
         lines.append(
-            f"| {sc} | {p} | {d['cost']:.1f} ± {d['cost_std']:.1f} | {d['sla_s']:.1f} | {d['drops_kpkt']:.1f} | "
-            f"{d['overload_s']:.1f} | {d['migration_mb']:.1f} | {d['migrations']:.1f} | {d['drop_rate']:.2%} | "
+            f"| {sc} | {p} | {d['cost']:.1f} ± {d['cost_std']:.1f} | {d['sla_s']:.1f} | "
+            f"{d['drops_kpkt']:.1f} | {d['overload_s']:.1f} | {d['migration_mb']:.1f} | "
+            f"{d['migrations']:.1f} | {d['drop_rate']:.2%} | "
             f"{d['decision_ms']:.3f} |"
         )
     summ = summary(results)
     if any("rl_cost" in r for r in summ.values()):
-        lines += ["", "## RL vs best heuristic and ILP", "",
-                  "| scenario | best heuristic | its cost | RL cost | RL / best | ILP cost | RL / ILP |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## RL vs best heuristic and ILP",
+            "",
+            "| scenario | best heuristic | its cost | RL cost | RL / best | ILP cost | RL / ILP |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for sc, r in summ.items():
-            def f(k: str) -> str:
+
+            def f(k: str, r: dict[str, float | str] = r) -> str:
                 v = r.get(k)
                 return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 
-            lines.append(f"| {sc} | {f('best_heuristic')} | {f('best_heuristic_cost')} | {f('rl_cost')} | "
-                         f"{f('rl_vs_best')} | {f('ilp_cost')} | {f('rl_vs_ilp')} |")
+            lines.append(
+                f"| {sc} | {f('best_heuristic')} | {f('best_heuristic_cost')} | {f('rl_cost')} | "
+                f"{f('rl_vs_best')} | {f('ilp_cost')} | {f('rl_vs_ilp')} |"
+            )
         ratios = [float(r["rl_vs_best"]) for r in summ.values() if "rl_vs_best" in r]
         if ratios:
             gm = float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-9)))))
@@ -177,10 +201,10 @@ def markdown_report(results: list[Result], plots: list[Path]) -> str:
 
 def plot(results: list[Result], out_dir: Path) -> list[Path]:
     """One PNG per scenario: stacked cost terms per policy. Returns the files written."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     agg = aggregate(results)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,17 @@ class Observation:
         """The single-environment observation ``b`` (still with a batch dim of 1)."""
         s = slice(b, b + 1)
         return Observation(
-            self.hosts[s], self.vnfs[s], self.vnf_host[s], self.host_load_pps[s],
-            self.host_capacity_pps[s], self.host_up[s], self.vnf_rate_pps[s], self.vnf_active[s],
-            self.vnf_movable[s], self.vnf_state_bytes[s], self.overload_threshold,
+            self.hosts[s],
+            self.vnfs[s],
+            self.vnf_host[s],
+            self.host_load_pps[s],
+            self.host_capacity_pps[s],
+            self.host_up[s],
+            self.vnf_rate_pps[s],
+            self.vnf_active[s],
+            self.vnf_movable[s],
+            self.vnf_state_bytes[s],
+            self.overload_threshold,
         )
 
 
@@ -178,12 +186,12 @@ def pair_mask(obs: Observation) -> np.ndarray:
     "Fits" uses the estimated load, so a move that would itself overflow the target is masked:
     it can only add drops. A policy may still choose not to move (no-op is always feasible).
     """
-    n_b, n_v = obs.vnf_host.shape
     n_h = obs.host_up.shape[1]
     after = obs.host_load_pps[:, None, :] + obs.vnf_rate_pps[:, :, None]
     fits = after <= obs.host_capacity_pps[:, None, :]
     own = obs.vnf_host[:, :, None] == np.arange(n_h)[None, None, :]
-    return fits & ~own & obs.host_up[:, None, :] & obs.vnf_movable[:, :, None]
+    out: np.ndarray = fits & ~own & obs.host_up[:, None, :] & obs.vnf_movable[:, :, None]
+    return out
 
 
 def action_masks(obs: Observation, pairs: np.ndarray | None = None) -> np.ndarray:

@@ -148,10 +148,10 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
     plus any host seen in telemetry; a configured host without a recent ``host`` point is down.
     """
     now_ns = now_ns or time.time_ns()
-    w = f"{int(math.ceil(cfg.window_s))}s"
+    w = f"{math.ceil(cfg.window_s)}s"
     nf_rows = client.rows(
         f'SELECT "processed_pps", "latency_ms", "up" FROM "nf" WHERE time > now() - {w} '
-        f"AND \"role\" != 'secondary' GROUP BY \"host\", \"instance\""
+        f'AND "role" != \'secondary\' GROUP BY "host", "instance"'
     )
     host_rows = client.rows(f'SELECT "cpu_percent" FROM "host" WHERE time > now() - {w} GROUP BY "host"')
     hosts = [h.name for h in cfg.hosts]
@@ -180,7 +180,7 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
     host_pps = np.zeros((1, n_h))
     rates = np.array([[float(np.mean(inst[v]["rate"])) if inst[v]["rate"] else 0.0 for v in vnfs]])
     vh = np.array([[h_idx[inst[v]["host"]] for v in vnfs]], dtype=np.int64).reshape(1, n_v)
-    for j, v in enumerate(vnfs):
+    for j in range(n_v):
         host_pps[0, vh[0, j]] += rates[0, j]
     up = np.array([[h in cpu or any(inst[v]["host"] == h for v in vnfs) for h in hosts]])
     snap = Snapshot(
@@ -228,9 +228,15 @@ class SshExecutor:
                 paramiko.RejectPolicy() if s.strict_host_keys else paramiko.AutoAddPolicy()
             )
             client.connect(
-                entry.address, port=entry.ssh_port, username=s.user, key_filename=s.key_file or None,
-                timeout=s.connect_timeout_s, banner_timeout=s.connect_timeout_s,
-                auth_timeout=s.connect_timeout_s, allow_agent=not s.key_file, look_for_keys=not s.key_file,
+                entry.address,
+                port=entry.ssh_port,
+                username=s.user,
+                key_filename=s.key_file or None,
+                timeout=s.connect_timeout_s,
+                banner_timeout=s.connect_timeout_s,
+                auth_timeout=s.connect_timeout_s,
+                allow_agent=not s.key_file,
+                look_for_keys=not s.key_file,
             )
         except (OSError, paramiko.SSHException) as exc:
             client.close()
@@ -265,8 +271,14 @@ class Decision:
 class PlacementService:
     """State of a running service: policies, rate limiter, cooldowns, event writer."""
 
-    def __init__(self, cfg: ServiceConfig, client: Any, writer: Any | None, executor: SshExecutor | None,
-                 dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: ServiceConfig,
+        client: Any,
+        writer: Any | None,
+        executor: SshExecutor | None,
+        dry_run: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.client = client
         self.writer = writer
@@ -350,19 +362,35 @@ class PlacementService:
             status, out, err = self.executor.run(d.src_host, cmd)
             d.ok = status == 0
             d.reason = (d.reason + "; " if d.reason else "") + (
-                "migrated" if d.ok else f"agent exit {status}: {(err or out).strip()[-300:]}")
+                "migrated" if d.ok else f"agent exit {status}: {(err or out).strip()[-300:]}"
+            )
         except SshError as exc:
             d.ok = False
             d.reason = f"SSH failed, outcome unknown; re-reading ownership: {exc}"
             self.hold_until = now + self.cfg.window_s  # never retry blindly
         ms = 1e3 * (time.monotonic() - t0)
-        log.log(logging.INFO if d.ok else logging.WARNING, "migration %s %s -> %s: %s",
-                d.instance, d.src_host, d.dst_host, d.reason)
-        self._write_event("migration", f"placement: migrate {d.instance} {d.src_host} -> {d.dst_host}",
-                          d.reason, d.instance, d.ok, ms, src_host=d.src_host, dst_host=d.dst_host)
+        log.log(
+            logging.INFO if d.ok else logging.WARNING,
+            "migration %s %s -> %s: %s",
+            d.instance,
+            d.src_host,
+            d.dst_host,
+            d.reason,
+        )
+        self._write_event(
+            "migration",
+            f"placement: migrate {d.instance} {d.src_host} -> {d.dst_host}",
+            d.reason,
+            d.instance,
+            d.ok,
+            ms,
+            src_host=d.src_host,
+            dst_host=d.dst_host,
+        )
 
-    def _write_event(self, kind: str, title: str, text: str, instance: str, ok: bool, ms: float,
-                     **extra: Any) -> None:
+    def _write_event(
+        self, kind: str, title: str, text: str, instance: str, ok: bool, ms: float, **extra: Any
+    ) -> None:
         if self.writer is None:
             return
         from agent.events import event_point  # noqa: PLC0415
@@ -374,19 +402,36 @@ class PlacementService:
             return
         from agent.schema import make_point  # noqa: PLC0415
 
-        fields: dict[str, Any] = {"migrations": int(d.executed and d.ok), "decision_ms": d.decision_ms,
-                                  "instance": d.instance, "target_host": d.dst_host}
-        pts = [make_point("placement", {"host": self.cfg.controller, "policy": d.policy}, fields, time.time_ns())]
+        fields: dict[str, Any] = {
+            "migrations": int(d.executed and d.ok),
+            "decision_ms": d.decision_ms,
+            "instance": d.instance,
+            "target_host": d.dst_host,
+        }
+        pts = [
+            make_point("placement", {"host": self.cfg.controller, "policy": d.policy}, fields, time.time_ns())
+        ]
         if d.instance and not d.executed:  # a proposal (dry run): an annotation too
             from agent.events import event_point  # noqa: PLC0415
 
-            pts.append(event_point(self.cfg.controller, "placement",
-                                   f"placement proposes {d.instance} {d.src_host} -> {d.dst_host}",
-                                   d.reason or d.policy, d.instance, True, d.decision_ms,
-                                   src_host=d.src_host, dst_host=d.dst_host))
+            pts.append(
+                event_point(
+                    self.cfg.controller,
+                    "placement",
+                    f"placement proposes {d.instance} {d.src_host} -> {d.dst_host}",
+                    d.reason or d.policy,
+                    d.instance,
+                    True,
+                    d.decision_ms,
+                    src_host=d.src_host,
+                    dst_host=d.dst_host,
+                )
+            )
         self._write(pts)
 
     def _write(self, points: list[Any]) -> None:
+        if self.writer is None:
+            return
         try:
             self.writer.write([p.to_line() for p in points])
         except Exception as exc:  # a telemetry outage must not stop placement
@@ -410,8 +455,16 @@ def run_service(cfg: ServiceConfig, dry_run: bool = False, once: bool = False) -
         try:
             d = svc.round()
             out.append(d)
-            log.info("decision: policy=%s move=%s %s->%s executed=%s ok=%s %s", d.policy, d.instance or "-",
-                     d.src_host or "-", d.dst_host or "-", d.executed, d.ok, d.reason)
+            log.info(
+                "decision: policy=%s move=%s %s->%s executed=%s ok=%s %s",
+                d.policy,
+                d.instance or "-",
+                d.src_host or "-",
+                d.dst_host or "-",
+                d.executed,
+                d.ok,
+                d.reason,
+            )
         except Exception as exc:  # keep serving: the next round may succeed (InfluxDB back, ...)
             if once:
                 raise ServiceError(f"decision round failed: {exc}") from exc

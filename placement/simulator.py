@@ -68,7 +68,8 @@ class Metrics:
     def cost(self, cal: Calibration) -> np.ndarray:
         """Composite cost [B] (sum of :meth:`cost_terms`)."""
         terms = self.cost_terms(cal)
-        return np.sum([terms[k] for k in COST_TERMS], axis=0)
+        total: np.ndarray = np.sum([terms[k] for k in COST_TERMS], axis=0)
+        return total
 
 
 @dataclass
@@ -114,8 +115,12 @@ class ClusterSim:
         self._place_arrivals(0)
         self._failover(0)
         zero_h = np.zeros((self.B, self.H))
-        self._push_history(self.traces.rates_pps[:, 0].astype(np.float64), zero_h, zero_h,
-                           np.full((self.B, self.V), self.cal.v("latency_base_ms")))
+        self._push_history(
+            self.traces.rates_pps[:, 0].astype(np.float64),
+            zero_h,
+            zero_h,
+            np.full((self.B, self.V), self.cal.v("latency_base_ms")),
+        )
         return self.observe()
 
     @property
@@ -160,7 +165,8 @@ class ClusterSim:
         if not self.done:  # the world changes before the next decision: arrivals land, failed hosts fail over
             self._place_arrivals(self.t)
             self._failover(self.t)
-        return self.metrics.cost(self.cal) - before
+        step_cost: np.ndarray = self.metrics.cost(self.cal) - before
+        return step_cost
 
     def _apply_moves(self, moves: np.ndarray, t: int) -> None:
         v, h = moves[:, 0], moves[:, 1]
@@ -169,7 +175,10 @@ class ClusterSim:
         hc = np.clip(h, 0, self.H - 1)
         ok = (
             want
-            & (v >= 0) & (v < self.V) & (h >= 0) & (h < self.H)
+            & (v >= 0)
+            & (v < self.V)
+            & (h >= 0)
+            & (h < self.H)
             & self.traces.active[self._bidx, t, vc]
             & self.traces.host_up[self._bidx, t, hc]
             & (self.placement[self._bidx, vc] != hc)

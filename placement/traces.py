@@ -57,7 +57,9 @@ def _one_seed(sc: Scenario, rng: np.random.Generator, time_s: np.ndarray) -> tup
     i = 0
     for g in sc.vnfs:
         sig = g.rate_spread
-        base[i : i + g.count] = g.rate_pps * rng.lognormal(-0.5 * sig * sig, sig, g.count) if sig else g.rate_pps
+        base[i : i + g.count] = (
+            g.rate_pps * rng.lognormal(-0.5 * sig * sig, sig, g.count) if sig else g.rate_pps
+        )
         jit = rng.uniform(-g.arrival_spread_s, g.arrival_spread_s, g.count) if g.arrival_spread_s else 0.0
         arrive[i : i + g.count] = np.maximum(0.0, g.arrive_s + jit)
         depart[i : i + g.count] = (g.depart_s + jit) if g.depart_s >= 0 else np.inf

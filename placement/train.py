@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,14 @@ from placement.simulator import NOOP, ClusterSim
 
 log = logging.getLogger(__name__)
 TRAIN_SEED_BASE = 1_000_000
-SMALL_SCENARIOS = ["diurnal-small", "flash-small", "drift-small", "failure-small", "hetero-small", "churn-small"]
+SMALL_SCENARIOS = [
+    "diurnal-small",
+    "flash-small",
+    "drift-small",
+    "failure-small",
+    "hetero-small",
+    "churn-small",
+]
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,12 @@ class TrainConfig:
 
 
 def _cat(obs: list[TorchObs]) -> TorchObs:
-    return TorchObs(torch.cat([o.hosts for o in obs]), torch.cat([o.vnfs for o in obs]),
-                    torch.cat([o.vnf_host for o in obs]), torch.cat([o.pair_mask for o in obs]))
+    return TorchObs(
+        torch.cat([o.hosts for o in obs]),
+        torch.cat([o.vnfs for o in obs]),
+        torch.cat([o.vnf_host for o in obs]),
+        torch.cat([o.pair_mask for o in obs]),
+    )
 
 
 def _take(o: TorchObs, idx: torch.Tensor) -> TorchObs:
@@ -100,7 +112,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5)
     out = Path(cfg.out)
     best_path = out.with_name(out.stem + "-best" + out.suffix)
-    meta = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}}
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    meta: dict[str, Any] = {"config": config}
     best = float("inf")
     eval_seeds = list(range(cfg.eval_seeds))
     t0 = time.time()
@@ -119,9 +132,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         while not sim.done:
             mask = pair_mask(obs)
             moves = teacher.decide(obs, mask)
-            a = moves.copy()
-            a[a[:, 0] == NOOP] = (sim.V, 0)
-            batch.append((TorchObs.from_numpy(obs, mask), torch.from_numpy(a)))
+            teach = moves.copy()
+            teach[teach[:, 0] == NOOP] = (sim.V, 0)
+            batch.append((TorchObs.from_numpy(obs, mask), torch.from_numpy(teach)))
             sim.step(moves)
             obs = sim.observe()
         o_all = _cat([o for o, _ in batch])
@@ -135,7 +148,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 _, logp, _, _ = net.act(_take(o_all, idx), a_all[idx])
                 loss = -logp.mean()
                 opt.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
         bar.set_postfix(phase="bc", loss=f"{loss.item():.3f}", cost=f"{sim.metrics.cost(cal).mean():.0f}")
         bar.update(1)
@@ -146,16 +159,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         sim = ClusterSim(sc, _episode_seeds(cfg, cfg.bc_iterations + it), cal)
         obs = sim.observe()
         traj_o: list[TorchObs] = []
-        traj_a, traj_logp, traj_v, traj_r = [], [], [], []
+        traj_a: list[torch.Tensor] = []
+        traj_logp: list[torch.Tensor] = []
+        traj_v: list[torch.Tensor] = []
+        traj_r: list[torch.Tensor] = []
         with torch.no_grad():
             while not sim.done:
                 o = TorchObs.from_numpy(obs, pair_mask(obs))
-                a, logp, _, v = net.act(o)
+                a, logp, _, val = net.act(o)
                 cost = sim.step(to_moves(a, sim.V))
                 traj_o.append(o)
                 traj_a.append(a)
                 traj_logp.append(logp)
-                traj_v.append(v)
+                traj_v.append(val)
                 traj_r.append(torch.as_tensor(-cost * cfg.reward_scale / sim.H, dtype=torch.float32))
                 obs = sim.observe()
         n_t = len(traj_r)
@@ -184,19 +200,27 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 ratio = (newlogp - lp_all[idx]).exp()
                 a_mb = adv_all[idx]
                 a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
-                pg = torch.max(-a_mb * ratio, -a_mb * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                pg = torch.max(
+                    -a_mb * ratio, -a_mb * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                ).mean()
                 v_loss = 0.5 * ((newv - ret_all[idx]) ** 2).mean()
                 loss = pg + cfg.vf_coef * v_loss - cfg.ent_coef * ent.mean()
                 opt.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
                 opt.step()
-        bar.set_postfix(phase="ppo", scen=sc.name, cost=f"{sim.metrics.cost(cal).mean():.0f}",
-                        moves=f"{sim.metrics.migrations.mean():.0f}")
+        bar.set_postfix(
+            phase="ppo",
+            scen=sc.name,
+            cost=f"{sim.metrics.cost(cal).mean():.0f}",
+            moves=f"{sim.metrics.migrations.mean():.0f}",
+        )
         bar.update(1)
         if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
             score = evaluate_net(net, scenarios, eval_seeds, cal)
-            meta.update(iteration=cfg.bc_iterations + it + 1, eval_cost=score, wall_s=round(time.time() - t0, 1))
+            meta.update(
+                iteration=cfg.bc_iterations + it + 1, eval_cost=score, wall_s=round(time.time() - t0, 1)
+            )
             save_checkpoint(net, out, meta)
             log.info("iteration %d: held-out mean cost %.1f", it + 1, score)
             if score < best:

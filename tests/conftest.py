@@ -10,6 +10,7 @@ InfluxDB: ``influxdb_server`` (session) is one influxd 1.6.7; ``influxdb_telemet
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +20,7 @@ import pytest
 
 from agent.config import TelemetryConfig
 from agent.influxd import InfluxdServer
+from deftctl.playbook import PlaybookRun, run_playbook
 from lab import lifecycle
 from lab.config import LabConfig
 from nf.store import StoreConfig
@@ -97,3 +99,19 @@ def lab_inventory() -> Iterator[Path]:
         yield report.inventory
     finally:
         lifecycle.down(name, purge=True)
+
+
+# --------------------------------------------------------------------------------- provisioned lab
+# ``provisioned_lab`` (session, Ansible part): runs ``ansible-playbook -i <lab inventory> site.yml``
+# once on top of ``lab_inventory`` (deftctl.playbook.run_playbook); tests then read the lab it
+# provisioned. The run's wall time and PLAY RECAP are on the returned PlaybookRun (reported, never
+# asserted). A failed run is not skipped: dependent tests fail with the playbook's tail.
+
+
+@pytest.fixture(scope="session")
+def provisioned_lab(lab_inventory: Path) -> PlaybookRun:
+    run = run_playbook(lab_inventory, "site.yml")
+    logging.getLogger("tests.ansible").info(
+        "site.yml on %s: rc=%d, wall time %.1f s", lab_inventory, run.returncode, run.wall_s
+    )
+    return run

@@ -23,7 +23,7 @@ import time
 
 from traffic import packets, replay
 from traffic.pacing import Pacer
-from traffic.patterns import expected_packets, flow_weights, rate_fn, stride_sequence
+from traffic.patterns import CumFn, cumulative, flow_weights, stride_sequence
 from traffic.priority import set_priority
 from traffic.profile import TrafficProfile
 from traffic.results import FlowSent, GeneratorReport
@@ -38,8 +38,8 @@ def planned_count(profile: TrafficProfile) -> int:
         return profile.count
     if profile.pattern.kind == "pcap":
         return 0  # bounded by the capture itself (replayed once) and by duration_s
-    fn = rate_fn(profile.pattern, profile.duration_s)
-    return max(1, math.ceil(expected_packets(fn, profile.duration_s)))
+    cum = cumulative(profile.pattern, profile.duration_s)
+    return max(1, math.floor(cum(profile.duration_s) + 1e-9))
 
 
 def prepare(profile: TrafficProfile) -> tuple[list[packets.Template], str]:
@@ -74,7 +74,7 @@ def run_generator(profile: TrafficProfile, stop: threading.Event | None = None) 
     count = planned_count(profile)
     if profile.method == "tcpreplay":
         return replay.run_tcpreplay(profile, templates, iface, count, stop)
-    fn = rate_fn(profile.pattern, profile.duration_s)
+    cum = cumulative(profile.pattern, profile.duration_s)
     weights = flow_weights([t.flow.weight for t in templates], profile.distribution, profile.zipf_s)
     order = stride_sequence(weights)
     log.info(
@@ -83,10 +83,10 @@ def run_generator(profile: TrafficProfile, stop: threading.Event | None = None) 
     )
     with Transmitter(profile.method, templates, iface) as tx:
         cpu0 = time.process_time()
-        sent_per_flow, errors, elapsed, reason = _loop(profile, templates, tx, order, fn, count, stop)
+        sent_per_flow, errors, elapsed, reason = _loop(profile, templates, tx, order, cum, count, stop)
         cpu = time.process_time() - cpu0
     sent = sum(sent_per_flow)
-    offered = expected_packets(fn, elapsed) if elapsed > 0 else 0.0
+    offered = cum(min(elapsed, profile.duration_s))
     return GeneratorReport(
         profile=profile.name,
         method=profile.method,
@@ -111,7 +111,7 @@ def _loop(
     templates: list[packets.Template],
     tx: Transmitter,
     order: list[int],
-    fn: object,
+    cum: CumFn,
     count: int,
     stop: threading.Event,
 ) -> tuple[list[int], int, float, str]:
@@ -133,7 +133,7 @@ def _loop(
     sent = 0
     errors = 0
     duration = profile.duration_s
-    pacer = Pacer(fn, profile.tick_ms / 1000.0, profile.max_burst)  # type: ignore[arg-type]
+    pacer = Pacer(cum, profile.tick_ms / 1000.0, profile.max_burst)
     t0 = pacer.t0
     reason = "count"
     while sent < count:

@@ -2,19 +2,21 @@
 
 Why this shape: a sender that sleeps ``1/rate`` between packets cannot exceed ~20 kpps in Python
 (sleep granularity) and drifts; one that spins burns a core even at 10 pps. The pacer works in
-ticks (default 1 ms): at each tick it adds ``integral of rate(t)`` since the last tick to a credit,
-the generator sends ``floor(credit)`` packets back to back (at most ``max_burst``), and the pacer
-waits for the next tick with ``time.sleep`` until ``spin_s`` before it, then busy-waits. Missed
-ticks are not lost: their credit carries over and the generator sends again without waiting while
-it is behind (in bursts of at most ``max_burst``), so the achieved count tracks the integral.
+ticks (default 1 ms): at each tick the credit is ``floor(cumulative(t)) - sent`` (``cumulative`` =
+the pattern's exact integral, see ``patterns.py``), the generator sends that many packets back to
+back (at most ``max_burst``), and the pacer waits for the next tick with ``time.sleep`` until
+``spin_s`` before it, then busy-waits. Missed ticks are not lost: the generator sends again without
+waiting while it is behind (in bursts of at most ``max_burst``), so the achieved count tracks the
+integral.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
-from traffic.patterns import RateFn
+from traffic.patterns import CumFn
 
 SPIN_S = 0.0002  # busy-wait this long before a deadline (s); sleep() wakes ~50-100 us late
 
@@ -32,28 +34,25 @@ def sleep_until(deadline: float, spin_s: float = SPIN_S) -> None:
 class Pacer:
     """Credit bookkeeping for one run; times are ``perf_counter`` seconds."""
 
-    rate: RateFn
+    cumulative: CumFn
     tick_s: float
     max_burst: int
     t0: float = field(default_factory=time.perf_counter)
-    _last_t: float = 0.0
-    _last_r: float = -1.0
-    credit: float = 0.0
+    taken: int = 0
+    credit: float = 0.0  # packets owed after the last due()/took(): > 0 means behind schedule
     next_tick: float = 0.0
 
     def __post_init__(self) -> None:
-        self._last_r = self.rate(0.0)
         self.next_tick = self.t0
 
     def due(self, now: float) -> int:
-        """Packets due at ``now`` (trapezoid integral of the rate since the last call), capped."""
-        t = now - self.t0
-        r = self.rate(t)
-        self.credit += 0.5 * (r + self._last_r) * (t - self._last_t)
-        self._last_t, self._last_r = t, r
-        return min(int(self.credit), self.max_burst)
+        """Packets due at ``now``: ``floor(cumulative(now - t0) + 1e-9) - taken``, capped at max_burst."""
+        owed = math.floor(self.cumulative(now - self.t0) + 1e-9) - self.taken
+        self.credit = owed
+        return max(0, min(owed, self.max_burst))
 
     def took(self, n: int) -> None:
+        self.taken += n
         self.credit -= n
 
     def wait(self) -> None:

@@ -1,8 +1,10 @@
 """Offered-load patterns: rate(t) in pps for the aggregate, and how flows share it.
 
-Why functions of time and not precomputed schedules: the pacer integrates ``rate(t)`` tick by tick
-(token bucket with a time-varying fill rate), so any pattern costs one call per tick (1 ms), not
-per packet, and a stalled sender catches up to the integral instead of drifting.
+Why functions of time and not precomputed schedules: the pacer asks ``cumulative(t)`` (packets the
+pattern has offered since the start, the exact integral of ``rate(t)``) once per tick (1 ms), not
+per packet; by time ``t`` the generator has sent exactly ``floor(cumulative(t))`` packets (when it
+gets the CPU), so a stalled sender catches up instead of drifting and the run's packet bound
+``floor(cumulative(duration_s))`` is met exactly at the time bound.
 
 Flows share the aggregate by weight (``FlowSpec.weight`` x Zipf(rank)); the per-packet flow choice
 is a precomputed stride-scheduling sequence, so shares are exact over every cycle and deterministic
@@ -18,6 +20,7 @@ from collections.abc import Callable, Sequence
 from traffic.profile import PatternSpec
 
 RateFn = Callable[[float], float]
+CumFn = Callable[[float], float]
 
 
 def rate_fn(p: PatternSpec, duration_s: float) -> RateFn:
@@ -37,6 +40,58 @@ def rate_fn(p: PatternSpec, duration_s: float) -> RateFn:
     if p.kind == "flash_crowd":
         return _flash(p)
     raise ValueError(f"unknown pattern kind {p.kind!r}")
+
+
+def cumulative(p: PatternSpec, duration_s: float) -> CumFn:
+    """Packets offered in ``[0, t]``: the closed-form integral of :func:`rate_fn` (t in seconds)."""
+    if p.kind in ("constant", "pcap"):
+        r = p.rate_pps
+        return lambda t: r * t
+    if p.kind == "ramp":
+        a, b, d = p.start_pps, p.end_pps, duration_s
+
+        def ramp(t: float) -> float:
+            if t <= d:
+                return a * t + (b - a) * t * t / (2 * d)
+            return a * d + (b - a) * d / 2 + b * (t - d)
+
+        return ramp
+    if p.kind == "on_off":
+        period, on, r = p.on_s + p.off_s, p.on_s, p.rate_pps
+
+        def on_off(t: float) -> float:
+            k = math.floor(t / period)
+            return r * (k * on + min(t - k * period, on))
+
+        return on_off
+    if p.kind == "diurnal":
+        mean, amp, w = p.rate_pps, p.amplitude, 2 * math.pi / p.period_s
+        return lambda t: mean * (t + amp * (1 - math.cos(w * t)) / w)
+    if p.kind == "flash_crowd":
+        return _flash_cum(p)
+    raise ValueError(f"unknown pattern kind {p.kind!r}")
+
+
+def _flash_cum(p: PatternSpec) -> CumFn:
+    base, h = p.rate_pps, p.peak_pps - p.rate_pps
+    t1 = p.at_s
+    t2 = t1 + p.rise_s
+    t3 = t2 + p.hold_s
+    t4 = t3 + p.decay_s
+
+    def extra(t: float) -> float:  # area above the base rate
+        if t < t1:
+            return 0.0
+        if t < t2:
+            return h * (t - t1) ** 2 / (2 * p.rise_s)
+        if t < t3:
+            return h * (p.rise_s / 2 + (t - t2))
+        if t < t4:
+            u = t - t3
+            return h * (p.rise_s / 2 + p.hold_s + u - u * u / (2 * p.decay_s))
+        return h * (p.rise_s / 2 + p.hold_s + p.decay_s / 2)
+
+    return lambda t: base * t + extra(t)
 
 
 def _flash(p: PatternSpec) -> RateFn:

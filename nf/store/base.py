@@ -110,7 +110,10 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def scan(self, prefix: str) -> dict[str, bytes]:
-        """Every key starting with ``prefix`` and its value."""
+        """Every key starting with ``prefix`` and its value.
+
+        Lease records are backend-internal: read them with :meth:`current`, not by scanning
+        ``lease/`` (a scan returns a backend-specific rendering of them)."""
 
     # ---- atomic single-key updates ---------------------------------------------------------
     @abc.abstractmethod

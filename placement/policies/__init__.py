@@ -41,7 +41,7 @@ def make_policy(name: str, model: Path | None = None, seed: int = 0) -> Policy:
     if name == "random":
         return RandomPolicy(seed=seed)
     if name == "rl":
-        from placement.policies.rl import RlPolicy  # torch only when asked for
+        from placement.policies.rl import RlPolicy  # torch only when asked for  # noqa: PLC0415
 
         return RlPolicy.load(model or DEFAULT_MODEL)
     raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")

@@ -94,14 +94,20 @@ class _HotspotPolicy:
         return out
 
     def _choose(
-        self, obs: Observation, mask: np.ndarray, util: np.ndarray, hot: np.ndarray,
-        on_hot: np.ndarray, thr: float,
+        self,
+        obs: Observation,
+        mask: np.ndarray,
+        util: np.ndarray,
+        hot: np.ndarray,
+        on_hot: np.ndarray,
+        thr: float,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     @staticmethod
     def _largest(obs: Observation, on_hot: np.ndarray) -> np.ndarray:
-        return np.where(on_hot, obs.vnf_rate_pps, -np.inf).argmax(axis=1)
+        idx: np.ndarray = np.where(on_hot, obs.vnf_rate_pps, -np.inf).argmax(axis=1)
+        return idx
 
 
 class FirstFitPolicy(_HotspotPolicy):
@@ -143,8 +149,9 @@ class LeastLoadedPolicy(_HotspotPolicy):
         cap_h = obs.host_capacity_pps[b, hot][:, None]
         cap_t = obs.host_capacity_pps[b, t][:, None]
         r = obs.vnf_rate_pps
-        new_max = np.maximum(util[b, hot][:, None] - r / cap_h,
-                             (obs.host_load_pps[b, t][:, None] + r) / cap_t)
+        new_max = np.maximum(
+            util[b, hot][:, None] - r / cap_h, (obs.host_load_pps[b, t][:, None] + r) / cap_t
+        )
         cand = on_hot & mask[b, :, t]
         v = np.where(cand, new_max, np.inf).argmin(axis=1)
         ok = cand.any(axis=1) & (new_max[b, v] < util[b, hot] - self.margin)
@@ -180,10 +187,14 @@ class ThesisBalancerPolicy:
                 continue
             loads = [
                 InstanceLoad(
-                    instance=str(h), cluster="cluster", usage=float(util[b, h]),
+                    instance=str(h),
+                    cluster="cluster",
+                    usage=float(util[b, h]),
                     capacity_pps=float(obs.host_capacity_pps[b, h]),
-                    flows={str(v): float(obs.vnf_rate_pps[b, v])
-                           for v in np.flatnonzero((obs.vnf_host[b] == h) & obs.vnf_movable[b])},
+                    flows={
+                        str(v): float(obs.vnf_rate_pps[b, v])
+                        for v in np.flatnonzero((obs.vnf_host[b] == h) & obs.vnf_movable[b])
+                    },
                 )
                 for h in up
             ]

@@ -36,8 +36,13 @@ class Assignment:
 
 
 def objective(
-    assign: np.ndarray, rates: np.ndarray, caps: np.ndarray, current: np.ndarray, threshold: float,
-    max_weight: float, migration_weight: float,
+    assign: np.ndarray,
+    rates: np.ndarray,
+    caps: np.ndarray,
+    current: np.ndarray,
+    threshold: float,
+    max_weight: float,
+    migration_weight: float,
 ) -> float:
     """The ILP's objective for a given assignment (used by brute force and for checks)."""
     util = np.bincount(assign, weights=rates, minlength=caps.size) / caps
@@ -46,8 +51,14 @@ def objective(
 
 
 def solve(
-    rates: np.ndarray, caps: np.ndarray, up: np.ndarray, current: np.ndarray, pinned: np.ndarray,
-    threshold: float = 0.8, max_weight: float = 0.1, migration_weight: float = 0.02,
+    rates: np.ndarray,
+    caps: np.ndarray,
+    up: np.ndarray,
+    current: np.ndarray,
+    pinned: np.ndarray,
+    threshold: float = 0.8,
+    max_weight: float = 0.1,
+    migration_weight: float = 0.02,
     time_limit_s: float = 5.0,
 ) -> Assignment:
     """Solve the placement MILP for active VNFs (``rates > 0`` or listed in ``current``).
@@ -103,8 +114,11 @@ def solve(
             ub[i * nu + j] = 1.0
             lb[i * nu + j] = 1.0
     res = milp(
-        c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integ,
-        bounds=Bounds(lb, ub), options={"time_limit": time_limit_s},
+        c,
+        constraints=LinearConstraint(np.array(rows), lo, hi),
+        integrality=integ,
+        bounds=Bounds(lb, ub),
+        options={"time_limit": time_limit_s},
     )
     out = current.copy()
     if res.x is None:
@@ -116,8 +130,12 @@ def solve(
 
 
 def brute_force(
-    rates: np.ndarray, caps: np.ndarray, current: np.ndarray, threshold: float = 0.8,
-    max_weight: float = 0.1, migration_weight: float = 0.02,
+    rates: np.ndarray,
+    caps: np.ndarray,
+    current: np.ndarray,
+    threshold: float = 0.8,
+    max_weight: float = 0.1,
+    migration_weight: float = 0.02,
 ) -> Assignment:
     """Enumerate all H^V assignments (tiny instances only; all hosts up, nothing pinned)."""
     best: tuple[float, np.ndarray] | None = None
@@ -148,8 +166,17 @@ class IlpPolicy:
         for b in range(obs.batch):
             rates = np.where(obs.vnf_active[b], np.maximum(obs.vnf_rate_pps[b], 1e-6), 0.0)
             caps = obs.host_capacity_pps[b]
-            sol = solve(rates, caps, obs.host_up[b], obs.vnf_host[b], ~obs.vnf_movable[b] & obs.vnf_active[b],
-                        obs.overload_threshold, self.max_weight, self.migration_weight, self.time_limit_s)
+            sol = solve(
+                rates,
+                caps,
+                obs.host_up[b],
+                obs.vnf_host[b],
+                ~obs.vnf_movable[b] & obs.vnf_active[b],
+                obs.overload_threshold,
+                self.max_weight,
+                self.migration_weight,
+                self.time_limit_s,
+            )
             diff = np.flatnonzero((sol.hosts != obs.vnf_host[b]) & obs.vnf_movable[b])
             diff = diff[mask[b, diff, sol.hosts[diff]]]
             if diff.size == 0:

@@ -101,7 +101,7 @@ class ScoringNet(nn.Module):
         self, o: TorchObs, eh: torch.Tensor, ev: torch.Tensor, g: torch.Tensor, v: torch.Tensor
     ) -> torch.Tensor:
         """[B, H] logits for moving VNF ``v`` [B] (rows with v == no-op get a dummy uniform row)."""
-        n_b, n_h, d = eh.shape
+        n_b, n_h, _ = eh.shape
         is_noop = v >= ev.shape[1]
         vc = torch.where(is_noop, torch.zeros_like(v), v)
         bi = torch.arange(n_b)
@@ -111,13 +111,19 @@ class ScoringNet(nn.Module):
         tgt_after = o.hosts[..., 2] + fv[:, 1:2] / o.hosts[..., 1].clamp(min=1e-3)
         src_after = (fv[:, 3] - fv[:, 2]).unsqueeze(1).expand(-1, n_h)
         x = torch.cat(
-            [eh, ev_sel.unsqueeze(1).expand(-1, n_h, -1), g.unsqueeze(1).expand(-1, n_h, -1),
-             tgt_after.unsqueeze(-1), src_after.unsqueeze(-1)],
+            [
+                eh,
+                ev_sel.unsqueeze(1).expand(-1, n_h, -1),
+                g.unsqueeze(1).expand(-1, n_h, -1),
+                tgt_after.unsqueeze(-1),
+                src_after.unsqueeze(-1),
+            ],
             dim=-1,
         )
         lh = self.host_head(x).squeeze(-1)
         m = o.pair_mask[bi, vc] | is_noop.unsqueeze(1)
-        return lh.masked_fill(~m, NEG)
+        out: torch.Tensor = lh.masked_fill(~m, NEG)
+        return out
 
     def act(
         self, o: TorchObs, action: torch.Tensor | None = None, greedy: bool = False
@@ -126,22 +132,23 @@ class ScoringNet(nn.Module):
         eh, ev, g = self.encode(o)
         n_v = ev.shape[1]
         dv = Categorical(logits=self.vnf_logits(o, ev, g))
-        if action is None:
-            v = dv.probs.argmax(-1) if greedy else dv.sample()
-        else:
-            v = action[:, 0]
+        sample_v = dv.probs.argmax(-1) if greedy else dv.sample()  # type: ignore[no-untyped-call]
+        v = sample_v if action is None else action[:, 0]
         dh = Categorical(logits=self.host_logits(o, eh, ev, g, v))
-        if action is None:
-            h = dh.probs.argmax(-1) if greedy else dh.sample()
-        else:
-            h = action[:, 1]
+        sample_h = dh.probs.argmax(-1) if greedy else dh.sample()  # type: ignore[no-untyped-call]
+        h = sample_h if action is None else action[:, 1]  # stored action: PPO update / behaviour cloning
         is_noop = v >= n_v
-        logp = dv.log_prob(v) + torch.where(is_noop, torch.zeros_like(v, dtype=torch.float32), dh.log_prob(h))
-        ent = dv.entropy() + torch.where(is_noop, torch.zeros(()), dh.entropy())
+        lp_v: torch.Tensor = dv.log_prob(v)  # type: ignore[no-untyped-call]
+        lp_h: torch.Tensor = dh.log_prob(h)  # type: ignore[no-untyped-call]
+        ent_v: torch.Tensor = dv.entropy()  # type: ignore[no-untyped-call]
+        ent_h: torch.Tensor = dh.entropy()  # type: ignore[no-untyped-call]
+        logp = lp_v + torch.where(is_noop, torch.zeros_like(lp_h), lp_h)
+        ent = ent_v + torch.where(is_noop, torch.zeros_like(ent_h), ent_h)
         return torch.stack([v, h], dim=1), logp, ent, self.value_head(g).squeeze(-1)
 
     def value(self, o: TorchObs) -> torch.Tensor:
-        return self.value_head(self.encode(o)[2]).squeeze(-1)
+        val: torch.Tensor = self.value_head(self.encode(o)[2]).squeeze(-1)
+        return val
 
 
 def to_moves(action: torch.Tensor, n_vnfs: int) -> np.ndarray:

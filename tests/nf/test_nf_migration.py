@@ -61,3 +61,22 @@ def test_move_flow_groups_loss_free_order_preserving(nfnet: NFNet) -> None:
     assert moved_addrs and set(at_b) == moved_addrs
     assert not moved_addrs & set(at_p)
     wait_for(lambda: b.metrics()["migrations_in"] == len(moved), what="migrations counted")
+
+
+@pytest.mark.parametrize("nfnet", [("p", "b")], indirect=True)
+def test_handover_to_unreachable_target_aborts_and_keeps_serving(nfnet: NFNet) -> None:
+    # no instance runs on "b"; the input buffer holds the frozen flows' packets meanwhile
+    p = nfnet.instance("p", "p", {"type": "counter"}, lease="a", engine={"buffer_size": 400})
+    nfnet.stamper([{"groups": "all", "target": {"primary": "10.98.0.11:9000"}}])
+    sink, out = nfnet.sink("ab", 5000)
+    proc, _ = nfnet.send("10.98.2.2:5000", flows=4, rate=500, count=3000, wait=False)
+    time.sleep(0.5)
+    with pytest.raises(Exception, match="timed out"):
+        p.handover(list(range(GROUPS)), to="10.98.0.13:9200", dup_to="10.98.0.13:9100", timeout_s=2)
+    proc.wait(60)
+    time.sleep(0.5)
+    got = nfnet.stop_read(sink, out)["flows"]
+    for addr, seqs in got.items():
+        assert seqs == list(range(750)), f"{addr}: lost or reordered across the aborted move"
+    assert p.status()["workers"][0]["frozen_groups"] == []
+    assert p.metrics()["dropped"] == 0

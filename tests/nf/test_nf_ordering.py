@@ -4,13 +4,17 @@ never reorders) and sent straight to the instance's data port from the stamper's
 
 from __future__ import annotations
 
+import json
 import random
+import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 from nfnet import NFNet
+
+from nf.control import ControlError
 
 pytestmark = [pytest.mark.netns]
 
@@ -78,3 +82,18 @@ def test_reorder_duplicates_malformed(nfnet: NFNet, tmp_path: Path) -> None:
     assert m["processed"] == 3 * n
     assert m["reordered"] > 0
     assert p.status()["role"] == "primary"  # still serving
+
+
+def test_bad_control_requests_are_refused_and_the_instance_keeps_serving(nfnet: NFNet) -> None:
+    p = nfnet.instance("p", "p", {"type": "counter"})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(p.address)
+        s.sendall(b"this is not json\n{\"cmd\": \"explode\"}\n{\"cmd\": \"promote\"}\n")
+        f = s.makefile("rb")
+        answers = [json.loads(f.readline()) for _ in range(3)]
+    assert [a["ok"] for a in answers] == [False, False, False]
+    assert "unknown command 'explode'" in answers[1]["error"]
+    assert "epoch" in answers[2]["error"]
+    with pytest.raises(ControlError, match="ip:port"):
+        p.add_replica("nowhere")
+    assert p.status()["role"] == "primary"

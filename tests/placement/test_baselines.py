@@ -9,16 +9,23 @@ from placement.observation import Observation, Snapshot, build_observation, pair
 from placement.policies import NOOP, make_policy
 
 
-def _obs(vnf_host: list[int], rates: list[float], caps: list[float], up: list[bool] | None = None) -> Observation:
+def _obs(
+    vnf_host: list[int], rates: list[float], caps: list[float], up: list[bool] | None = None
+) -> Observation:
     h, v = len(caps), len(rates)
     snap = Snapshot(
         host_capacity_pps=np.array([caps], dtype=float),
         host_up=np.array([up or [True] * h]),
-        host_pps=np.zeros((1, h)), host_cpu=np.zeros((1, h)),
-        vnf_rate_pps=np.array([rates], dtype=float), vnf_host=np.array([vnf_host]),
-        vnf_latency_ms=np.zeros((1, v)), vnf_active=np.ones((1, v), dtype=bool),
-        vnf_state_bytes=np.zeros((1, v)), vnf_migrating=np.zeros((1, v), dtype=bool),
-        sla_ms=10.0, overload_threshold=0.8,
+        host_pps=np.zeros((1, h)),
+        host_cpu=np.zeros((1, h)),
+        vnf_rate_pps=np.array([rates], dtype=float),
+        vnf_host=np.array([vnf_host]),
+        vnf_latency_ms=np.zeros((1, v)),
+        vnf_active=np.ones((1, v), dtype=bool),
+        vnf_state_bytes=np.zeros((1, v)),
+        vnf_migrating=np.zeros((1, v), dtype=bool),
+        sla_ms=10.0,
+        overload_threshold=0.8,
     )
     return build_observation(snap)
 

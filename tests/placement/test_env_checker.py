@@ -32,7 +32,8 @@ def test_episode_truncates_at_horizon_and_noop_costs_nothing_extra() -> None:
     env = PlacementEnv("diurnal-small")
     env.reset(seed=1)
     n_v = env.sc.n_vnfs
-    steps, truncated, info = 0, False, {}
+    steps, truncated = 0, False
+    info: dict[str, object] = {}
     while not truncated:
         _, reward, terminated, truncated, info = env.step(np.array([n_v, 0]))
         assert not terminated and reward <= 0

@@ -20,7 +20,9 @@ def test_milp_equals_brute_force(seed: int) -> None:
     assert milp_sol.optimal
     assert milp_sol.objective == pytest.approx(bf.objective, abs=1e-6)
     # the returned assignment really achieves the reported objective
-    assert objective(milp_sol.hosts, rates, caps, cur, 0.8, 0.1, 0.02) == pytest.approx(bf.objective, abs=1e-6)
+    assert objective(milp_sol.hosts, rates, caps, cur, 0.8, 0.1, 0.02) == pytest.approx(
+        bf.objective, abs=1e-6
+    )
 
 
 def test_pinned_vnf_stays_and_down_host_is_empty() -> None:

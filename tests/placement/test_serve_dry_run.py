@@ -17,9 +17,11 @@ from agent.query import QueryClient
 from placement.policies import DEFAULT_MODEL
 from placement.service import run_service
 
+
 @pytest.mark.parametrize("policy", ["least-loaded", "rl"])
-def test_dry_run_proposes_move_off_the_hot_host(tmp_path: Path, influxdb_telemetry: TelemetryConfig,
-                                                policy: str) -> None:
+def test_dry_run_proposes_move_off_the_hot_host(
+    tmp_path: Path, influxdb_telemetry: TelemetryConfig, policy: str
+) -> None:
     if policy == "rl" and not DEFAULT_MODEL.exists():
         pytest.skip(f"{DEFAULT_MODEL} not trained yet")
     _write_telemetry(influxdb_telemetry)
@@ -32,7 +34,7 @@ def test_dry_run_proposes_move_off_the_hot_host(tmp_path: Path, influxdb_telemet
     q = QueryClient(influxdb_telemetry)
     rows = q.rows('SELECT * FROM "placement"')
     assert len(rows) == 1 and rows[0]["instance"] == d.instance and rows[0]["policy"] == policy
-    ev = q.rows("SELECT * FROM \"event\" WHERE \"kind\" = 'placement'")
+    ev = q.rows('SELECT * FROM "event" WHERE "kind" = \'placement\'')
     assert len(ev) == 1 and d.instance in ev[0]["title"]
 
 

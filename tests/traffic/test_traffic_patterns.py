@@ -10,7 +10,7 @@ import pytest
 
 from traffic import latency
 from traffic.generator import planned_count
-from traffic.patterns import expected_packets, flow_weights, rate_fn, stride_sequence
+from traffic.patterns import cumulative, expected_packets, flow_weights, rate_fn, stride_sequence
 from traffic.profile import PatternSpec, profile_from_dict
 
 
@@ -27,6 +27,12 @@ from traffic.profile import PatternSpec, profile_from_dict
 )
 def test_pattern_integrals(spec: PatternSpec, duration: float, packets: int) -> None:
     assert expected_packets(rate_fn(spec, duration), duration) == pytest.approx(packets, rel=1e-3)
+    # the pacer's closed-form cumulative agrees with the numeric integral at every instant
+    cum = cumulative(spec, duration)
+    assert cum(duration) == pytest.approx(packets, rel=1e-9)
+    fn = rate_fn(spec, duration)
+    for t in (0.3, 1.0, 2.5, 3.7, 6.1, 9.99):
+        assert cum(t) == pytest.approx(expected_packets(fn, t, step_s=1e-4), rel=1e-3, abs=0.5)
 
 
 def test_count_bound_defaults_to_pattern_yield() -> None:

@@ -52,3 +52,21 @@ def test_time_bound_stops_run(pair: Pair) -> None:
     assert 1.5 <= gen["duration_s"] < 1.6
     assert wall < 15
     assert abs(gen["sent"] - 3000) <= 3000 * 0.05
+
+
+@pytest.mark.netns
+def test_on_off_pattern_pauses_in_off_phase(pair: Pair) -> None:
+    # on 0-1 s, off 1-2 s, on 2-2.5 s at 2 kpps: the pattern offers exactly 3000 packets; had the
+    # generator not paused during the off phase it would have sent them all by 1.5 s
+    prof = pair.profile(
+        "onoff", duration_s=2.5, method="raw",
+        flows=[{"proto": "udp", "dport": 9000, "count": 2}],
+        pattern={"kind": "on_off", "rate_pps": 2000, "on_s": 1, "off_s": 1},
+        sink={"idle_timeout_s": 1.5},  # longer than the 1 s off phase
+    )
+    sink, out = pair.start_sink(prof)
+    gen = pair.gen(prof)
+    res = pair.sink_result(sink, out)
+    assert gen["sent"] == 3000 and res["unique"] == 3000
+    assert gen["duration_s"] >= 2.0
+    assert res["stop_reason"] == "idle"

@@ -9,6 +9,7 @@ StrictHostKeyChecking=yes, exactly like the lab's inventory).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -101,7 +102,12 @@ def test_run_across_hosts_50kpps_json(ssh_hosts: Path, tmp_path: Path) -> None:
     assert gen["stop_reason"] == "count" and gen["duration_s"] < 6
     assert abs(gen["achieved_pps"] - 50_000) / 50_000 <= 0.05
     assert all(f["loss"] == 0 and f["sent"] > 0 for f in s["sinks"][0]["flows"])
-    assert (out_dir / "summary.json").exists() and list(out_dir.glob("sink-*.csv"))
+    assert (out_dir / "summary.json").exists()
+    with next(out_dir.glob("sink-*.csv")).open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 + 1 and rows[-1]["src"] == "total"
+    assert rows[-1]["sent"] == "150000" and rows[-1]["loss"] == "0"
+    assert sum(int(r["unique"]) for r in rows[:-1]) == 150_000
 
 
 @pytest.mark.netns
