@@ -71,7 +71,7 @@ def influxdb_telemetry(influxdb_server: InfluxdServer, request: pytest.FixtureRe
 # The session lab (owned by the `lab` part). Other fixtures build on it, e.g. `provisioned_lab`
 # (Ansible part) runs site.yml against the inventory it yields.
 
-TEST_LAB_SUBNETS = ("10.97.0.0/24", "10.98.0.0/24")  # mgmt, data: apart from the default lab's 10.77/10.78
+TEST_LAB_SUBNETS = ("10.91.0.0/24", "10.92.0.0/24")  # mgmt, data: apart from the default lab's 10.77/10.78
 
 
 @pytest.fixture(scope="session")
@@ -79,11 +79,11 @@ def lab_inventory() -> Iterator[Path]:
     """A running namespace lab (3 NFV hosts + client + sink); yields its Ansible inventory directory.
 
     Lab name from ``DEFT_TEST_LAB`` (default ``tlab``; namespaces ``tlab-nfv1`` ...), subnets
-    10.97.0.0/24 (management) and 10.98.0.0/24 (underlay). The inventory is ``inventory/<name>/``
+    10.91.0.0/24 (management) and 10.92.0.0/24 (underlay). The inventory is ``inventory/<name>/``
     (``hosts.yml``, ``group_vars/all.yml``, ``.ssh/id_ed25519``, ``.ssh/known_hosts``): pass it as
     ``ansible-playbook -i <dir>``. With ``DEFT_TEST_LAB_REUSE=1`` a lab of that name that is already up
     is used as is and left up afterwards (fast iteration: ``deftctl lab up --name tlab --mgmt-subnet
-    10.97.0.0/24 --data-subnet 10.98.0.0/24`` once, then run tests with REUSE=1). Otherwise the lab is
+    10.91.0.0/24 --data-subnet 10.92.0.0/24`` once, then run tests with REUSE=1). Otherwise the lab is
     brought up here and removed at session end (``lab down --purge``: processes started in the hosts,
     e.g. by site.yml, are stopped too). Skips when not root.
     """

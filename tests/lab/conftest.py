@@ -1,7 +1,7 @@
 """Fixtures for lab tests: a throw-away lab per test, always removed (``down --purge``) afterwards.
 
 Lab names start with ``lt`` (this part's prefix) and use subnets 10.93-10.96 so they never collide
-with the default lab (10.77/10.78) or the session test lab ``tlab`` (10.97/10.98).
+with the default lab (10.77/10.78) or the session test lab ``tlab`` (10.91/10.92).
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def test_frozen_primary_is_fenced_after_failover(nfnet3: NFNet, tmp_path: Path) 
         assert rep.new_primary == dep.secondary.instance and rep.epoch == dep.epoch + 1
         time.sleep(0.5)
         os.killpg(old_pid, signal.SIGCONT)  # the partition heals
-        time.sleep(1.0)
+        # it learns the new epoch (FENCED from its replica, the store's lease, the FDU's fence)
+        wait_for(lambda: _released(dep.primary.control)[1], 20, "the old primary to fence itself")
         released_after_wakeup, fenced = _released(dep.primary.control)
         sender.wait(60)
         time.sleep(1.0)

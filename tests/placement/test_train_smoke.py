@@ -17,7 +17,7 @@ from placement.train import TrainConfig, train
 @pytest.mark.slow
 def test_smoke_training_beats_random(tmp_path: Path) -> None:
     cfg = TrainConfig(
-        scenarios=["hetero-small", "diurnal-small"], iterations=2, bc_iterations=2, num_envs=8,
+        scenarios=["hetero-small", "diurnal-small"], iterations=2, bc_iterations=6, num_envs=16, learning_rate=1e-3,
         eval_seeds=1, eval_every=2, out=tmp_path / "smoke.pt",
     )
     best = train(cfg, progress=False)
