@@ -286,7 +286,11 @@ def register_in_store(conf: AgentConfig, rec: InstanceRecord, doc: dict[str, Any
                           flow_groups=int(doc.get("flow_groups", 64)),
                           replicas=tuple(doc.get("replicas") or ()), nf=dict(doc.get("nf") or {}),
                           engine=dict(doc.get("engine") or {}), statestore=doc.get("statestore"))
-        ep = from_dict(Endpoint, _registry(conf).endpoint(rec, conf.hostname, conf.host_index), rec.instance)
+        try:
+            ep = from_dict(Endpoint, _registry(conf).endpoint(rec, conf.hostname, conf.host_index),
+                           f"{rec.instance} endpoint")
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             record_instance(store, spec, ep)
         except StoreError as exc:

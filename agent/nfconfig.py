@@ -82,7 +82,7 @@ def build(conf: AgentConfig, draft: InstanceRecord, nf_config: Path | None, sets
     cfg = from_dict(InstanceConfig, data, source=f"instance {draft.instance} config")
     doc = to_dict(cfg)
     return doc, replace(draft, data_port=cfg.data_port, dup_port=cfg.dup_port, repl_port=cfg.repl_port,
-                      workers=cfg.workers)
+                      workers=cfg.workers, data_ip=cfg.data_ip)
 
 
 def write(conf: AgentConfig, instance: str, doc: dict[str, Any]) -> Path:

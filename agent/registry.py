@@ -55,6 +55,7 @@ class InstanceRecord:
     repl_port: int = 0
     dup_port: int = 0
     workers: int = 1
+    data_ip: str = ""  # data-plane bind address from the instance config
     mac: str = ""  # MAC of the container's overlay interface (docker launcher)
     started_at_ns: int = 0
     command: tuple[str, ...] = ()
@@ -126,7 +127,10 @@ class Registry:
     def endpoint(self, rec: InstanceRecord, host: str, host_index: int) -> dict[str, Any]:
         """The instance as ``nf.steering.Endpoint`` fields (what steering/failover/migration need)."""
         return {"instance": rec.instance, "host": host, "host_index": host_index,
-                "ip": rec.overlay_ip or rec.control.rpartition(":")[0], "mac": rec.mac,
+                "ip": rec.overlay_ip or (rec.data_ip if rec.data_ip not in ("", "0.0.0.0")
+                                         else rec.control.rpartition(":")[0]),
+                # processes have no overlay interface: the same placeholder nf.launcher uses
+                "mac": rec.mac or "02:00:00:00:00:00",
                 "data_port": rec.data_port, "dup_port": rec.dup_port, "repl_port": rec.repl_port,
                 "workers": rec.workers, "ovs_port": rec.ovs_port, "control": rec.control}
 

@@ -20,9 +20,14 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}")
     for sc in (args.scenario, "diurnal-large", "scale-50x500"):
         b = args.batch if sc == args.scenario else max(1, args.batch // 16)
-        print(f"simulator {sc:14s} batch {b:5d}: {sim_steps_per_s(sc, b):12,.0f} env-steps/s")
+        wall, cpu = sim_steps_per_s(sc, b)
+        print(f"simulator {sc:14s} batch {b:5d}: {wall:12,.0f} env-steps/s wall, {cpu:12,.0f} per CPU-s")
     lat = decision_latency_ms()
-    print(f"RL decision (50 hosts / 500 VNFs): median {lat['median_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms")
+    print(
+        f"RL decision (50 hosts / 500 VNFs): median {lat['median_ms']:.2f} ms wall, "
+        f"p99 {lat['p99_ms']:.2f} ms, "
+        f"median CPU {lat['median_cpu_ms']:.2f} ms; load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -387,6 +387,30 @@ def exec_argv(name: str, host: str, argv: list[str], storage_root: Path = STORAG
     return ["nsenter", f"--target={hs.keeper_pid}", "--mount", "--uts", "--net", "--wd=/", *argv]
 
 
+def host_run(
+    name: str,
+    host: str,
+    argv: list[str],
+    check: bool = True,
+    timeout_s: float = 60.0,
+    storage_root: Path = STORAGE_ROOT,
+) -> str:
+    """Run ``argv`` with host ``host``'s view (see :func:`exec_argv`) and return its stdout.
+
+    Raises :class:`LabError` naming the host, the command and its stderr when ``check`` and it fails.
+    """
+    cp = subprocess.run(
+        exec_argv(name, host, argv, storage_root),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if check and cp.returncode != 0:
+        raise LabError(f"{host}: `{' '.join(argv)}` failed ({cp.returncode}): {cp.stderr.strip()}")
+    return cp.stdout
+
+
 def is_up(name: str, storage_root: Path = STORAGE_ROOT) -> bool:
     with contextlib.suppress(Exception):
         return bool(status(name, storage_root)["up"])

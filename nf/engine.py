@@ -683,7 +683,8 @@ class Worker:
             for msg in msgs:
                 self._on_replication(ic, msg)
         if ic.closed:
-            self.inbound = {fd: x for fd, x in self.inbound.items() if x is not ic}
+            for fd in [f for f, x in self.inbound.items() if x is ic]:
+                del self.inbound[fd]  # in place: the poll loop holds a reference to this dict
 
     def _lease_epoch(self, lease: str) -> int:
         return self.known_epoch.get(lease, 0)
@@ -1012,7 +1013,8 @@ class Worker:
         for ic in list(self.inbound.values()):
             if ic.hello is not None and ic.hello.lease == lease:
                 ic.close()
-        self.inbound = {fd: ic for fd, ic in self.inbound.items() if not ic.closed}
+        for fd in [f for f, x in self.inbound.items() if x.closed]:
+            del self.inbound[fd]  # in place: the poll loop holds a reference to this dict
         replay_before = self.c["replayed"]
         dropped = self.unapplied.pop(lease, deque())  # maybe unreleased: replay their input instead
         n = self._adopt(None, lease)
@@ -1074,7 +1076,8 @@ class Worker:
             "replicas": [{"addr": ch.name, "connected": ch.connected, "acked": ch.acked,
                           "lag_batches": self.batch_seq - ch.acked,
                           "last_rx_ms": (now - ch.last_rx_ns) / 1e6 if ch.last_rx_ns else None,
-                          "error": ch.last_error} for ch in self.channels],
+                          "error": ch.last_error, "bytes_sent": ch.bytes_sent,
+                          "unsent_bytes": len(ch.out)} for ch in self.channels],
             "primaries": [{"peer": f"{ic.peer[0]}:{ic.peer[1]}",
                            "instance": ic.hello.instance if ic.hello else None,
                            "lease": ic.hello.lease if ic.hello else None}

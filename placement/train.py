@@ -65,7 +65,7 @@ class TrainConfig:
     reward_scale: float = 0.1  # reward = -step cost * reward_scale / n_hosts
     hidden: int = 64
     eval_seeds: int = 4  # held-out seeds per scenario for the "best" checkpoint
-    eval_every: int = 10
+    eval_every: int = 6
     out: Path = Path("runs/placement/model.pt")
     threads: int = 1  # torch intra-op threads; >1 only slows these small matrices down
 

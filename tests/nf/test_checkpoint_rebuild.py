@@ -17,6 +17,8 @@ from nf.launcher import HostSlot, LaunchSpec, ProcessLauncher
 from nf.steering import SteeringEntry, SteeringTable
 from nf.store import StoreConfig, open_store
 
+#: a deep input buffer (200 batches): tail drops on a CPU-starved CI box are not what these tests test
+ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200}
 GROUPS = 16
 
 
@@ -39,9 +41,8 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
     slots = [HostSlot("h1", 1, NF_IPS["p"], ns=net.ns["p"]), HostSlot("h2", 2, NF_IPS["s"], ns=net.ns["s"])]
     launcher = ProcessLauncher(slots, tmp_path / "inst", store=store)
     try:
-        engine = {"batch_size": 8, "batch_timeout_ms": 2.0}
         spec = LaunchSpec(name="cnt-a", lease="cnt", role="primary", flow_groups=GROUPS,
-                          nf={"type": "counter"}, engine=engine)
+                          nf={"type": "counter"}, engine=ENGINE)
         a = launcher.launch(spec, host="h1")
         table = SteeringTable(store)
         for g in range(GROUPS):
@@ -59,7 +60,7 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
 
         launcher.kill("cnt-a")  # the only instance of the group is gone
         b = launcher.launch(LaunchSpec(name="cnt-b", lease="cnt", role="primary", epoch=2, flow_groups=GROUPS,
-                                       nf={"type": "counter"}, engine=engine), host="h2")
+                                       nf={"type": "counter"}, engine=ENGINE), host="h2")
         assert rebuild(store, "cnt", b.control) == 4
         assert _by_sport(b.control) == before
         table.repoint("nf", range(GROUPS), b, (), 2, lease="cnt")

@@ -4,6 +4,7 @@ and a member that joins under traffic gets a snapshot then deltas, ending with i
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from nfnet import NFNet, wait_for
@@ -11,7 +12,7 @@ from nfnet import NFNet, wait_for
 pytestmark = [pytest.mark.netns]
 
 
-def _packets(export: dict) -> dict[str, int]:
+def _packets(export: dict[str, Any]) -> dict[str, int]:
     return {f["key"]: f["view"]["packets"] for f in export["flows"]}
 
 

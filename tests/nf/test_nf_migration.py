@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pytest
 from nfnet import NFNet, wait_for
@@ -21,7 +22,7 @@ def _group(sport: int) -> int:
     return group_of_key(key, GROUPS)
 
 
-def _client_counts(export: dict) -> dict[str, int]:
+def _client_counts(export: dict[str, Any]) -> dict[str, int]:
     out = {}
     for f in export["flows"]:
         if f["replica_of"]:

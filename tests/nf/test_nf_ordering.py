@@ -76,11 +76,11 @@ def test_reorder_duplicates_malformed(nfnet: NFNet, tmp_path: Path) -> None:
     assert len(got) == 3
     for addr, seqs in got.items():
         assert seqs == list(range(n)), f"{addr}: not in order exactly once"
-    m = p.metrics()
-    assert m["malformed"] == len(malformed)
-    assert m["duplicates"] == 90
-    assert m["processed"] == 3 * n
-    assert m["reordered"] > 0
+    mm = p.metrics()
+    assert mm["malformed"] == len(malformed)
+    assert mm["duplicates"] == 90
+    assert mm["processed"] == 3 * n
+    assert mm["reordered"] > 0
     assert p.status()["role"] == "primary"  # still serving
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from nfnet import NFNet, wait_for
@@ -13,9 +14,9 @@ from nfnet import NFNet, wait_for
 pytestmark = [pytest.mark.netns]
 
 
-def _received(path: object) -> int:
+def _received(path: Path) -> int:
     try:
-        data = json.loads(open(path).read())  # noqa: SIM115 - tiny file rewritten atomically
+        data = json.loads(path.read_text())  # tiny file, rewritten atomically by the sink
     except (OSError, ValueError):
         return 0
     return sum(len(v) for v in data["flows"].values())

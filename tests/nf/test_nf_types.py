@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from nfnet import NFNet, wait_for
@@ -12,7 +13,7 @@ pytestmark = [pytest.mark.netns]
 STEER_ALL = [{"groups": "all", "target": {"primary": "10.98.0.11:9000", "secondaries": ["10.98.0.12:9100"]}}]
 
 
-def _pair(net: NFNet, nf: dict, statestore: str | None = None) -> None:
+def _pair(net: NFNet, nf: dict[str, Any], statestore: str | None = None) -> None:
     net.instance("s", "s", nf, role="secondary", statestore=statestore)
     net.instance("p", "p", nf, replicas=["10.98.0.12:9200"], statestore=statestore)
 

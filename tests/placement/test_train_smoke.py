@@ -17,8 +17,14 @@ from placement.train import TrainConfig, train
 @pytest.mark.slow
 def test_smoke_training_beats_random(tmp_path: Path) -> None:
     cfg = TrainConfig(
-        scenarios=["hetero-small", "diurnal-small"], iterations=2, bc_iterations=6, num_envs=16, learning_rate=1e-3,
-        eval_seeds=1, eval_every=2, out=tmp_path / "smoke.pt",
+        scenarios=["hetero-small", "diurnal-small"],
+        iterations=2,
+        bc_iterations=6,
+        num_envs=16,
+        learning_rate=1e-3,
+        eval_seeds=1,
+        eval_every=2,
+        out=tmp_path / "smoke.pt",
     )
     best = train(cfg, progress=False)
     assert best.exists() and best.stat().st_size < 1_000_000

@@ -1,0 +1,134 @@
+"""The state store the `statestore` role deploys: one member per NFV host, replicated across hosts,
+and it survives losing the primary's process (Sentinel promotes a replica).
+
+Commands run inside the lab hosts (their own namespaces) with ``redis-cli``; credentials come from
+each host's contract file ``/etc/deft/statestore.yml``, exactly what nf/ and agent/ read.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab import procs
+from lab.lifecycle import host_run
+from lab.state import load_state
+
+pytestmark = [pytest.mark.lab, pytest.mark.netns, pytest.mark.slow]
+StoreLab = tuple[str, Path, dict[str, dict[str, Any]]]
+FAILOVER_WAIT_S = 90.0  # generous bound for "eventually promoted", not a timing assertion
+
+
+def _lab(provisioned: Any, inventory: Path) -> tuple[str, Path]:
+    """(lab name, inventory) of the lab site.yml provisioned; fails with the playbook's tail if it failed."""
+    assert provisioned.returncode == 0, provisioned.output[-3000:]
+    name = yaml.safe_load((inventory / "group_vars" / "all.yml").read_text())["deft_lab_name"]
+    return name, inventory
+
+
+def on_host(lab: str, host: str, *argv: str) -> str:
+    return host_run(lab, host, list(argv))
+
+
+def inventory_hosts(inventory: Path, group: str) -> dict[str, dict[str, Any]]:
+    hosts: dict[str, dict[str, Any]] = yaml.safe_load((inventory / "hosts.yml").read_text())["all"][
+        "children"
+    ][group]["hosts"]
+    return hosts
+
+
+def _contract(lab: str, host: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(on_host(lab, host, "cat", "/etc/deft/statestore.yml"))
+    return data
+
+
+def _cli(lab: str, host: str, contract: dict[str, Any], target: str, *cmd: str, port: int = 6379) -> str:
+    return on_host(
+        lab, host, "env", f"REDISCLI_AUTH={contract['password']}",
+        "redis-cli", "--no-auth-warning", "-h", target, "-p", str(port), *cmd,
+    ).strip()  # fmt: skip
+
+
+def _primary(lab: str, host: str, contract: dict[str, Any]) -> str:
+    out: str = _cli(lab, host, contract, "127.0.0.1", "SENTINEL", "get-master-addr-by-name",
+               contract["master_name"], port=26379)  # fmt: skip
+    return out.splitlines()[0]
+
+
+@pytest.fixture
+def store_lab(provisioned_lab: Any, lab_inventory: Path) -> StoreLab:
+    name, inv = _lab(provisioned_lab, lab_inventory)
+    if yaml.safe_load((inv / "group_vars" / "all.yml").read_text()).get("state_backend") != "redis":
+        pytest.skip("lab runs the hazelcast backend: no Hazelcast member can run here (see platform.md)")
+    return name, inv, inventory_hosts(inv, "nfv")
+
+
+def test_one_member_per_nfv_host(store_lab: tuple[str, Path, dict[str, dict[str, Any]]]) -> None:
+    lab, _inv, nfv = store_lab
+    contract = _contract(lab, next(iter(nfv)))
+    assert contract["backend"] == "redis"
+    assert sorted(contract["endpoints"]) == sorted(f"{v['ansible_host']}:6379" for v in nfv.values())
+    roles = {}
+    for host, hv in nfv.items():
+        roles[host] = _cli(lab, host, contract, hv["ansible_host"], "ROLE").splitlines()[0]
+        assert _cli(lab, host, contract, "127.0.0.1", "PING", port=26379) == "PONG"
+    assert sorted(roles.values()) == sorted(["master"] + ["slave"] * (len(nfv) - 1))
+    # every host of the lab (traffic hosts too) has the same contract
+    for host in inventory_hosts(_inv, "traffic"):
+        assert _contract(lab, host) == contract
+
+
+def test_key_written_through_one_host_is_read_through_another(
+    store_lab: tuple[str, Path, dict[str, dict[str, Any]]],
+) -> None:
+    lab, _inv, nfv = store_lab
+    hosts = list(nfv)
+    contract = _contract(lab, hosts[0])
+    key, value = f"test:{uuid.uuid4().hex}", uuid.uuid4().hex
+    primary = _primary(lab, hosts[0], contract)
+    assert _cli(lab, hosts[0], contract, primary, "SET", key, value) == "OK"
+    assert int(_cli(lab, hosts[0], contract, primary, "WAIT", str(len(nfv) - 1), "5000")) == len(nfv) - 1
+    for host in hosts[1:]:
+        assert _cli(lab, host, contract, "127.0.0.1", "GET", key) == value
+
+
+def test_killing_the_primary_promotes_a_replica(
+    store_lab: tuple[str, Path, dict[str, dict[str, Any]]],
+) -> None:
+    lab, _inv, nfv = store_lab
+    hosts = list(nfv)
+    contract = _contract(lab, hosts[0])
+    old = _primary(lab, hosts[0], contract)
+    key, value = f"test:{uuid.uuid4().hex}", uuid.uuid4().hex
+    assert _cli(lab, hosts[0], contract, old, "SET", key, value) == "OK"
+    _cli(lab, hosts[0], contract, old, "WAIT", str(len(nfv) - 1), "5000")
+
+    victim_host = next(h for h, hv in nfv.items() if hv["ansible_host"] == old)
+    st = load_state(Path("/var/lib/deft-lab"), lab)
+    assert st is not None
+    hs = st.hosts[victim_host]
+    snap = procs.snapshot()
+    pids = procs.daemons_in(procs.host_pids(procs.netns_inode(hs.ns), [hs.mntns], snap), snap)["redis-server"]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    observer = next(h for h in hosts if h != victim_host)
+    deadline = time.monotonic() + FAILOVER_WAIT_S
+    new = old
+    while time.monotonic() < deadline:
+        new = _primary(lab, observer, contract)
+        if new != old:
+            break
+        time.sleep(1)
+    assert new != old, f"no replica promoted within {FAILOVER_WAIT_S:.0f} s"
+    assert new in {hv["ansible_host"] for hv in nfv.values()}
+    assert _cli(lab, observer, contract, new, "GET", key) == value
+    assert _cli(lab, observer, contract, new, "SET", f"{key}:after", "1") == "OK"
+    assert _cli(lab, observer, contract, new, "GET", f"{key}:after") == "1"

