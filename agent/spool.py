@@ -119,11 +119,12 @@ class Spool:
                             dropped)
             return dropped
 
-    def drain(self, write: Callable[[list[str]], None], max_points: int) -> int:
-        """Replay segments oldest first through ``write`` (which raises on failure), deleting each
-        after success; stops at the first failure (the exception propagates). Returns points written."""
+    def drain(self, write: Callable[[list[str]], None], max_points: int, limit_points: int = 0) -> int:
+        """Replay segments oldest first through ``write`` (batches of ``max_points``), deleting each
+        after success; stops at the first failure (the exception propagates) or once
+        ``limit_points`` (> 0) were written. Returns points written."""
         written = 0
-        while True:
+        while not limit_points or written < limit_points:
             with self._locked():
                 segs = self._segments()
                 if not segs:
@@ -138,6 +139,7 @@ class Spool:
                 with contextlib.suppress(FileNotFoundError):
                     seg.unlink()
                 written += len(lines)
+        return written
 
     def stats(self) -> SpoolStats:
         with self._locked():

@@ -130,10 +130,12 @@ class SinkCounters:
 class TelemetrySink:
     """Validated, batched writes with the disk spool as fallback (see module doc)."""
 
-    def __init__(self, writer: LineWriter, spool: Spool, batch_max_points: int = 5000) -> None:
+    def __init__(self, writer: LineWriter, spool: Spool, batch_max_points: int = 5000,
+                 backfill_per_flush: int = 50_000) -> None:
         self.writer = writer
         self.spool = spool
         self.batch_max_points = batch_max_points
+        self.backfill_per_flush = backfill_per_flush
         self.counters = SinkCounters()
         self._pending: list[str] = []
 
@@ -158,7 +160,8 @@ class TelemetrySink:
         batch, self._pending = self._pending, []
         try:
             if backfill and not self.spool.is_empty():
-                n = self.spool.drain(self._write, self.batch_max_points)
+                # Bounded per flush, so a long back-fill never stalls collection for long.
+                n = self.spool.drain(self._write, self.batch_max_points, self.backfill_per_flush)
                 if n:
                     self.counters.backfilled_total += n
                     log.info("back-filled %d spooled points", n)

@@ -120,11 +120,15 @@ class FT:
         proc = self.topo.start([sys.executable, "-m", "nf.instance", "--config", str(path)], ns=ns,
                                stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
         cc = ControlClient(sock, timeout_s=120)
-        for _ in range(400):
+        deadline = time.monotonic() + 30
+        while True:
             try:
                 cc.status()
                 break
             except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.work / f"{name}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"instance {name} did not start:\n{tail}") from None
                 time.sleep(0.05)
         return proc, cc
 

@@ -70,7 +70,7 @@ SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 class FlowSeq:
     """Ordering state of one wire flow: next expected (epoch, seq), reorder buffer, ownership."""
 
-    __slots__ = ("epoch", "gap_since", "group", "lease", "next", "owned", "pending")
+    __slots__ = ("epoch", "gap_since", "group", "last", "lease", "next", "owned", "pending")
 
     def __init__(self, epoch: int, group: int, owned: bool, lease: str = "") -> None:
         self.epoch = epoch
@@ -81,6 +81,7 @@ class FlowSeq:
         #: (epoch, seq) -> (datagram, rx_ns, forward)
         self.pending: dict[tuple[int, int], tuple[bytes, int, bool]] = {}
         self.gap_since = 0
+        self.last = 0  # rx time (ns) of the flow's latest packet (idle expiry)
 
 
 @dataclass
@@ -165,6 +166,10 @@ class Worker:
         self._dst_cache: dict[bytes, str] = {}
         self._last_gap_check = 0
         self._last_store_check = 0
+        self._idle_ns = int(self.ecfg.flow_idle_timeout_s * 1e9)
+        self._last_sweep = 0
+        #: wire keys expired in the last two sweeps (a returning flow continues at its seq)
+        self.expired: dict[bytes, int] = {}
         self._open_sockets()
         for r in cfg.replicas:
             self._add_channel(r)
@@ -288,8 +293,36 @@ class Worker:
             self._refresh_epochs()
         if self.ops:
             self._progress_ops()
+        if self._idle_ns and now - self._last_sweep >= self._idle_ns // 4:
+            self._last_sweep = now
+            self._expire_idle(now)
 
-    # ---- data input ------------------------------------------------------------------------
+    def _expire_idle(self, now: int) -> None:
+        """Forget owned flows idle for ``flow_idle_timeout_s`` (deletions replicate like updates).
+
+        The stamper must keep its counters longer (its ``flow_idle_timeout_s`` larger) so a flow it
+        still numbers is never restarted at seq 0 while the instance remembers it.
+        """
+        limit = now - self._idle_ns
+        self.expired = {k: t for k, t in self.expired.items() if t >= now - 2 * self._idle_ns}
+        gone = [k for k, fs in self.seqs.items() if fs.owned and fs.last < limit and not fs.pending
+                and fs.group not in self.frozen]
+        if not gone:
+            return
+        for k in gone:
+            del self.seqs[k]
+            self.dirty_seq.discard(k)
+            self.removed_seq.add(k)
+            self.expired[k] = now
+        alive = self.seqs.__contains__
+        for sk in self.nf.expire(gone, alive):
+            if sk not in self.replica_of:
+                self.removed_state.add(sk)
+                self.nf.dirty.discard(sk)
+        self.c["flows_expired"] += len(gone)
+        self._close_batch(now)  # ship the deletions
+
+    # ---- data input ----------------------------------------------------------------------------
     def _drain_socket(self, sock: socket.socket, dup: bool) -> None:
         recv = sock.recv
         on = self._on_datagram
@@ -331,7 +364,10 @@ class Worker:
                 c["malformed"] += 1
                 return
             fs = FlowSeq(ep, group, (not dup) and self.role == "primary" and group not in self.frozen)
+            if self.expired and self.expired.pop(key, None) is not None:
+                fs.epoch, fs.next = ep, seq  # an expired flow resumes: no gap to wait for
             self.seqs[key] = fs
+        fs.last = rx
         if fs.owned:
             if fs.group in self.frozen:
                 if len(self.frozen_q) < self.input_cap:

@@ -44,7 +44,8 @@ class EngineConfig:
     2-core host, 64 gave 37 kpps); ``reorder_max``: out-of-order packets held per flow;
     ``reorder_timeout_ms``: a sequence gap is given up (packet lost upstream) after this long;
     ``replica_log_max``: duplicated input a replica buffers per worker (packets);
-    ``heartbeat_ms``: idle-channel heartbeat period; ``recv_burst``: datagrams read per poll wake-up."""
+    ``heartbeat_ms``: idle-channel heartbeat period; ``recv_burst``: datagrams read per poll wake-up;
+    ``flow_idle_timeout_s``: forget flows idle this long (0 = never; the stamper's must be larger)."""
 
     batch_size: int = 32
     batch_timeout_ms: float = 2.0
@@ -56,6 +57,7 @@ class EngineConfig:
     heartbeat_ms: float = 50.0
     recv_burst: int = 256
     rcvbuf_bytes: int = 8 * 1024 * 1024
+    flow_idle_timeout_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "buffer_size", "max_inflight", "reorder_max", "replica_log_max",

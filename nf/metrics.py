@@ -92,6 +92,7 @@ COUNTERS: tuple[str, ...] = (
     "failovers",           # promotions of this instance
     "migrations_out",      # flow groups handed over to another instance
     "migrations_in",       # flow groups taken over from another instance
+    "flows_expired",       # flows forgotten after flow_idle_timeout_s without packets
     "sum_latency_ns",      # sums for DEFT's mean values (divide by released)
     "sum_in_buffer_ns",
     "sum_out_buffer_ns",

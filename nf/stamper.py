@@ -88,7 +88,9 @@ class StamperConfig:
     ``tun``: TUN device name; ``routes``: prefixes routed into it at start; ``flow_groups`` must
     equal the instances'; ``epoch``: used only without a store; ``duplicate``: ``ovs`` or
     ``stamper``; ``workers``: default worker count of instances steered from the store;
-    ``control_socket``: JSON control path."""
+    ``control_socket``: JSON control path; ``flow_idle_timeout_s``: forget a flow's counter after
+    this long without packets (0 = never; must be >= 1.5 x the instances' engine timeout so an
+    instance never still remembers a flow the stamper restarts at seq 0)."""
 
     id: int = 1
     service: str = "nf"
@@ -102,6 +104,7 @@ class StamperConfig:
     steering: list[StaticSteering] = field(default_factory=list)
     translated: list[Translated] = field(default_factory=list)
     control_socket: str = ""
+    flow_idle_timeout_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.duplicate not in ("ovs", "stamper"):
@@ -150,6 +153,7 @@ class Stamper:
         self.translated = [(ipaddress.IPv4Address(t.ip).packed, t.port_lo, t.port_hi) for t in cfg.translated]
         self.epoch = self._take_epoch()
         self.seqs: dict[bytes, int] = {}
+        self.old_seqs: dict[bytes, int] = {}  # previous generation (idle expiry)
         self.counters = {"received": 0, "stamped": 0, "malformed": 0, "no_route": 0, "duplicated": 0,
                          "send_errors": 0}
         self.running = True
@@ -211,7 +215,9 @@ class Stamper:
         if entry is None:
             c["no_route"] += 1
             return
-        seq = self.seqs.get(fkey, 0)
+        seq = self.seqs.get(fkey)
+        if seq is None:
+            seq = self.old_seqs.pop(fkey, 0) if self.old_seqs else 0
         self.seqs[fkey] = seq + 1
         pip, pport, workers, secs = entry
         w = group % workers
@@ -249,7 +255,13 @@ class Stamper:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         os.set_blocking(fd, False)
+        idle_s = self.cfg.flow_idle_timeout_s
+        rotate_at = time.monotonic() + idle_s
         while self.running:
+            if idle_s and time.monotonic() >= rotate_at:
+                # two generations: a flow idle for idle_s..2*idle_s is forgotten
+                self.old_seqs, self.seqs = self.seqs, {}
+                rotate_at = time.monotonic() + idle_s
             if not poller.poll(200):
                 continue
             for _ in range(256):
@@ -261,7 +273,7 @@ class Stamper:
         os.close(fd)
 
     def status(self) -> dict[str, Any]:
-        return {"id": self.cfg.id, "epoch": self.epoch, "flows": len(self.seqs),
+        return {"id": self.cfg.id, "epoch": self.epoch, "flows": len(self.seqs) + len(self.old_seqs),
                 "groups_routed": sum(1 for e in self.table if e is not None), **self.counters}
 
     def command(self, cmd: str, args: dict[str, Any]) -> Any:

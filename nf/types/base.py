@@ -16,6 +16,7 @@ store, so a replica replaying buffered input after promotion computes the same r
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,19 @@ class NFLogic(abc.ABC):
     def remove(self, skey: bytes) -> None:
         self.state.pop(skey, None)
         self.groups.pop(skey, None)
+
+    def expire(self, wire_keys: list[bytes], alive: Callable[[bytes], bool]) -> list[bytes]:
+        """Drop the state of idle flows; returns the state keys removed.
+
+        ``alive(wire_key)`` tells whether a wire flow is still tracked; translators keep a mapping
+        while either of its two wire flows is alive.
+        """
+        out = []
+        for k in wire_keys:
+            if k in self.state:
+                self.remove(k)
+                out.append(k)
+        return out
 
     def keys_in_groups(self, groups: set[int] | None) -> list[bytes]:
         """State keys whose flow group is in ``groups`` (all keys when ``None``)."""

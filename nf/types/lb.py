@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ class LoadBalancerNF(NFLogic):
                          for ip, _, port in (b.rpartition(":") for b in cfg.backends)]
         self.pool = PortPool(ctx.store, cfg.pool, cfg.port_lo, cfg.port_hi, ctx.flow_groups, cfg.block)
         self.alias: dict[bytes, bytes] = {}
+        self.rev: dict[bytes, bytes] = {}  # state key -> return-flow key
         self._rr = ctx.worker  # workers start at different backends
 
     def state_key(self, key: bytes) -> bytes:
@@ -110,17 +112,30 @@ class LoadBalancerNF(NFLogic):
             bport = dport if dport is not None else _other_port(key, self.vip)
         k2, _ = canonical_key(proto, bip, bport, self.snat, snat_port)
         self.alias[k2] = key
+        self.rev[key] = k2
 
     def load(self, skey: bytes, group: int, blob: bytes) -> None:
         self._install(skey, group, _ST.unpack(blob))
 
     def remove(self, skey: bytes) -> None:
-        st = self.state.get(skey)
-        if st is not None:
-            for k2, k1 in list(self.alias.items()):
-                if k1 == skey:
-                    del self.alias[k2]
+        k2 = self.rev.pop(skey, None)
+        if k2 is not None:
+            self.alias.pop(k2, None)
         super().remove(skey)
+
+    def expire(self, wire_keys: list[bytes], alive: Callable[[bytes], bool]) -> list[bytes]:
+        """A flow's backend mapping lives while its client or its backend side is alive."""
+        out = []
+        for k in wire_keys:
+            sk = self.alias.get(k, k)
+            st = self.state.get(sk)
+            if st is None or alive(sk) or alive(self.rev.get(sk, b"")):
+                continue
+            group = self.groups.get(sk, 0)
+            self.remove(sk)
+            self.pool.release(group, st[4])
+            out.append(sk)
+        return out
 
     def dump(self, skey: bytes) -> bytes:
         return _ST.pack(*self.state[skey])

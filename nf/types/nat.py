@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,24 @@ class NatNF(NFLogic):
         self.groups[key] = group
         k2, _ = canonical_key(proto, rip, rport, self.public, pub)
         self.alias[k2] = key
+
+    def expire(self, wire_keys: list[bytes], alive: Callable[[bytes], bool]) -> list[bytes]:
+        """A mapping lives while its forward or its return flow is alive; its port goes back to
+        this worker's free list."""
+        out = []
+        for k in wire_keys:
+            sk = self.alias.get(k, k)
+            st = self.state.get(sk)
+            if st is None:
+                continue
+            k2, _ = canonical_key(st[0], st[3], st[4], self.public, st[5])
+            if alive(sk) or alive(k2):
+                continue
+            group = self.groups.get(sk, 0)
+            self.remove(sk)
+            self.pool.release(group, st[5])
+            out.append(sk)
+        return out
 
     def load(self, skey: bytes, group: int, blob: bytes) -> None:
         self._install(skey, group, _ST.unpack(blob))

@@ -21,7 +21,7 @@ def test_agent_run_writes_every_measurement_with_the_documented_schema(
     with Topology("ag") as topo:
         ns = topo.ns("tel")
         br = topo.bridge("tbr")  # a root-namespace bridge + veth of ours: other engineers' links come and go
-        topo.attach(ns, br, "192.0.2.2/24")
+        topo.attach(ns, br)
         ifaces = [br, topo.root_links[-1]]
         with LocalOvs(tmp_path / "ovs", ns=ns) as ovs:
             sw = ovs.add_bridge("br-int")

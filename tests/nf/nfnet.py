@@ -101,11 +101,12 @@ class NFNet:
 
     def stamper(self, steering: list[dict[str, Any]], duplicate: str = "stamper",
                 translated: list[dict[str, Any]] | None = None, flow_groups: int = 16,
-                statestore: str | None = None) -> ControlClient:
+                statestore: str | None = None, idle_s: float = 0.0) -> ControlClient:
         sock = str(self.dir / "stamper.sock")
         cfg = {"id": 1, "tun": "deft0", "routes": ["10.98.1.0/24", "10.98.2.0/24", "10.98.3.0/24"],
                "flow_groups": flow_groups, "duplicate": duplicate, "steering": steering,
-               "translated": translated or [], "control_socket": sock, "statestore": statestore}
+               "translated": translated or [], "control_socket": sock, "statestore": statestore,
+               "flow_idle_timeout_s": idle_s}
         path = self.dir / "stamper.yml"
         path.write_text(yaml.safe_dump(cfg))
         log = (self.dir / "stamper.log").open("wb")

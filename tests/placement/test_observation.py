@@ -40,6 +40,5 @@ def test_one_network_decides_on_4_and_50_hosts() -> None:
         mask = pair_mask(obs)
         moves = pol.decide(obs, mask)
         assert moves.shape == (2, 2)
-        for v, h in moves:
-            assert v == NOOP or mask[moves[:, 0].tolist().index(v), v, h] or True
-            assert v == NOOP or (0 <= v < sim.V and 0 <= h < sim.H)
+        for b, (v, h) in enumerate(moves):
+            assert v == NOOP or mask[b, v, h]  # masking: an untrained net still only picks feasible moves
