@@ -41,11 +41,14 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deftctl.config import ConfigError, load
 from nf import shim
 from nf.flow import parse_5tuple
+
+if TYPE_CHECKING:
+    from nf.steering import SteeringEntry
 
 log = logging.getLogger("nf.stamper")
 
@@ -137,6 +140,16 @@ def _addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def target_of(entry: SteeringEntry) -> Target:
+    """The stamper's view of a steering entry: stamped input to the primary's ``data_port`` (+
+    worker), copies to every secondary's ``dup_port`` (+ worker), never to a secondary's data port
+    (a replica must log copies, not process them as a primary would), with the primary's
+    ``workers`` (an entry names its own worker count; the config's ``workers`` is only the default
+    of static steering)."""
+    return Target(f"{entry.primary.ip}:{entry.primary.data_port}",
+                  [f"{s.ip}:{s.dup_port}" for s in entry.secondaries], entry.primary.workers)
+
+
 #: compiled steering of one group: (primary ip, primary base port, workers, [(ip, base port)])
 Compiled = tuple[str, int, int, tuple[tuple[str, int], ...]]
 
@@ -185,9 +198,7 @@ class Stamper:
                     log.error("steering %s/%s: group is not in 0..%d", e.service, e.group,
                               self.cfg.flow_groups - 1)
                     continue
-                t = Target(f"{e.primary.ip}:{e.primary.port}",
-                           [f"{s.ip}:{s.port}" for s in e.secondaries], self.cfg.workers)
-                self.steer([int(e.group)], t)
+                self.steer([int(e.group)], target_of(e))
 
         self._watcher = PrefixWatcher(self.store, keys.steering_prefix(self.cfg.service), apply).start()
 

@@ -93,12 +93,6 @@ class Endpoint:
             raise ValueError(f"endpoint {self.instance}: mac {self.mac!r} is not aa:bb:cc:dd:ee:ff")
 
     @property
-    def port(self) -> int:
-        """Alias of ``data_port`` kept for early stamper code; copies to a secondary belong on its
-        ``dup_port`` (see :attr:`dup_addr`), so new code should use the explicit fields."""
-        return self.data_port
-
-    @property
     def repl_addr(self) -> str:
         """Base replication address ``ip:repl_port`` (add_replica, handover ``to``)."""
         return f"{self.ip}:{self.repl_port}"
