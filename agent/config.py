@@ -126,6 +126,9 @@ class AgentConfig:
             raise ValueError(f"batch_max_points: must be >= 1, got {self.batch_max_points}")
         if not self.nf_command:
             raise ValueError("nf_command: must not be empty")
+        if self.port_stride < 96:
+            raise ValueError(f"port_stride: must be >= 96 (data, dup +32, repl +64, 32 workers each), "
+                             f"got {self.port_stride}")
 
     @property
     def hostname(self) -> str:

@@ -180,6 +180,8 @@ NF = Measurement(
         _counter("processed", "packets", "packets run through the NF logic"),
         _counter("released", "packets", "packets released after output commit"),
         _counter("released_bytes", "bytes", "bytes of released packets"),
+        _counter("migration_dropped", "packets", "packets of groups being handed over dropped (hold full)"),
+        _counter("flows_expired", "flows", "flows forgotten after flow_idle_timeout_s without packets"),
         _counter("egress_errors", "packets", "released packets the egress socket failed to send"),
         _counter("nf_dropped", "packets", "packets the NF logic dropped on purpose (deny, no NAT port)"),
         _counter("dropped", "packets", "input-buffer tail drops (DEFT 'Packets Dropped')"),

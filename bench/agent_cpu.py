@@ -72,7 +72,7 @@ def run(instances: int, seconds: float, interval: float, tunnels: int, warmup: f
                     "host": "ag-bench", "interval_s": interval, "telemetry_file": str(tfile),
                     "state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool"),
                     "ovs_rundir": str(ovs.rundir), "control_port_base": free_port(),
-                    "port_base": random.randrange(20000, 40000, 1000), "port_stride": 40}))
+                    "port_base": random.randrange(20000, 40000, 1000)}))
                 conf = load_agent(afile)
                 t0 = time.monotonic()
                 for k in range(instances):

@@ -256,6 +256,7 @@ def main() -> int:
     ap.add_argument("--lat-count", type=int, default=30000)
     ap.add_argument("--batch", type=int, default=32, help="engine.batch_size")
     ap.add_argument("--inflight", type=int, default=64, help="engine.max_inflight")
+    ap.add_argument("--prefix", default="nb", help="namespace prefix (unique per engineer/run)")
     args = ap.parse_args()
     if args.mode in ("gen", "sink"):
         res = gen(args) if args.mode == "gen" else sink(args)
@@ -265,7 +266,7 @@ def main() -> int:
         echo(args)
         return 0
     rows: dict[str, list[dict[str, Any]]] = {"echo": [], "ft_off": [], "ft_on": [], "lat_ft_on": []}
-    with tempfile.TemporaryDirectory() as d, Topology("nb") as topo:
+    with tempfile.TemporaryDirectory() as d, Topology(args.prefix) as topo:
         b = Bench(topo, Path(d))
         for i in range(args.runs):
             rows["echo"].append(b.echo_run(args.count, args.flows))

@@ -20,10 +20,11 @@ _PARTS: list[tuple[str, str, str]] = [
     ("agent", "agent.cli", "Per-host agent: telemetry to InfluxDB, NF lifecycle and migration commands."),
     ("dashboards", "dashboards.cli", "Grafana dashboards as code: build, check, publish."),
     ("traffic", "traffic.cli", "Traffic generators and sinks, locally or across the traffic hosts."),
-    ("experiment", "traffic.experiments.cli", "DEFT's and the thesis' experiment sweeps: CSV, plots, report."),
+    ("experiment", "traffic.experiments.cli", "DEFT's and the thesis' sweeps: CSV, plots, report."),
     ("nf", "nf.cli", "DEFT data plane: run NF instances and the stamper, drive their control API."),
     ("nfctl", "nf.ctl_cli", "DEFT control side: store, steering, failure detector, migration, balancer."),
-    ("placement", "placement.cli", "RL placement: simulator, policies, train, evaluate, serve (SSH migrations)."),
+    ("deploy", "deploy.cli", "Deploy declared DEFT services via the agents; FDU with the agents' launcher."),
+    ("placement", "placement.cli", "RL placement: simulate, train, evaluate, serve (SSH migrations)."),
 ]
 
 

@@ -92,23 +92,29 @@ def up(cfg: LabConfig) -> UpReport:
             del state.hosts[host]
             save_state(root, state)
             report.lines.append(f"{host}: removed (not in a {cfg.hosts}-NFV-host lab)")
-        _release_moved_addresses(plans, state)
+        moved = _release_moved_addresses(plans, state)
+        _flush_neighbours(moved, [p.ns for p in plans if netns.ns_exists(p.ns)])
         for plan in plans:
             hs, line = _ensure_host(cfg, plan, state.hosts.get(plan.host), key)
             state.hosts[plan.host] = hs
             save_state(root, state)
             report.lines.append(line)
+        if moved:
+            _flush_neighbours(moved, [p.ns for p in plans])
         inventory.write(cfg, plans, key)
         return report
 
 
-def _release_moved_addresses(plans: list[HostPlan], state: LabState) -> None:
+def _release_moved_addresses(plans: list[HostPlan], state: LabState) -> list[str]:
     """Hosts whose index changed (``client``/``sink`` after a resize) give up their old addresses
-    and stop their sshd *before* any host takes new ones, so no address is ever held twice."""
+    and stop their sshd *before* any host takes new ones, so no address is ever held twice.
+    Returns every address that changed hands (old and new)."""
+    moved: list[str] = []
     for plan in plans:
         hs = state.hosts.get(plan.host)
         if hs is None or (hs.mgmt_ip, hs.data_ip) == (plan.mgmt_ip, plan.data_ip):
             continue
+        moved += [hs.mgmt_ip, hs.data_ip, plan.mgmt_ip, plan.data_ip]
         if netns.ns_exists(plan.ns):
             for dev in ("eth0", "eth1"):
                 if netns.link_exists(dev, plan.ns):
@@ -116,6 +122,15 @@ def _release_moved_addresses(plans: list[HostPlan], state: LabState) -> None:
         pid = sshd.sshd_pid(plan)
         if pid:
             _terminate(pid)
+    return moved
+
+
+def _flush_neighbours(ips: list[str], namespaces: list[str]) -> None:
+    """Forget cached MACs of addresses that moved to another host (root namespace and every host),
+    otherwise traffic to them keeps going to the previous holder until the ARP entry expires."""
+    for ns in [None, *namespaces]:
+        for ip in sorted(set(ips)):
+            netns.run(["ip", "neigh", "flush", "to", ip], ns=ns, check=False)
 
 
 def _check_compatible(state: LabState, cfg: LabConfig) -> None:

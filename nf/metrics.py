@@ -82,6 +82,7 @@ COUNTERS: tuple[str, ...] = (
     "replica_log_overflow",  # replica input dropped because the replica log was full
     "replayed",            # replica input replayed after promote/handover
     "forwarded",           # packets of moved flows forwarded to their new owner
+    "migration_dropped",   # accepted packets of groups being handed over dropped (hold full): 0 expected
     "egress_errors",       # sendto() of a released packet failed (no route, buffer full)
     "batches",             # batches closed
     "deltas_sent",         # DELTA messages sent (x replicas)

@@ -131,6 +131,7 @@ def evaluate(
 def train(
     iterations: int = typer.Option(60, help="PPO iterations (one episode on --envs seeds each)."),
     bc_iterations: int = typer.Option(6, help="Behaviour-cloning warm-start iterations (0 = off)."),
+    bc_teacher: str = typer.Option("least-loaded", help="Heuristic (or ilp) imitated in the warm start."),
     envs: int = typer.Option(32, help="Parallel simulated clusters per iteration."),
     seed: int = typer.Option(1, help="Training seed (torch + scenario seeds)."),
     scenarios: str = typer.Option("", help="Comma-separated training scenarios (default: all *-small)."),
@@ -144,6 +145,7 @@ def train(
     cfg = TrainConfig(
         iterations=iterations,
         bc_iterations=bc_iterations,
+        bc_teacher=bc_teacher,
         num_envs=envs,
         seed=seed,
         out=out,

@@ -142,18 +142,25 @@ class LiveView:
 
 
 def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -> LiveView:
-    """Query the last ``window_s`` of ``nf`` and ``host`` points and build the live snapshot.
+    """Query ``nf`` and ``host`` points and build the live snapshot from the newest ``window_s`` of them.
 
-    ``client`` is an ``agent.query.QueryClient`` (``rows(influxql)``). Hosts are the configured ones
-    plus any host seen in telemetry; a configured host without a recent ``host`` point is down.
+    The query looks back ``2 * max(window_s, stale_after_s)`` so that stale telemetry is still found
+    (and reported as stale: ``age_s``) instead of looking like an empty cluster; values are averaged
+    over the ``window_s`` before the newest point. ``client`` is an ``agent.query.QueryClient``
+    (``rows(influxql)``). Hosts are the configured ones plus any host seen in telemetry; a host with
+    neither a ``host`` point nor an NF in the window is down.
     """
     now_ns = now_ns or time.time_ns()
-    w = f"{math.ceil(cfg.window_s)}s"
+    w = f"{math.ceil(2 * max(cfg.window_s, cfg.stale_after_s))}s"
     nf_rows = client.rows(
         f'SELECT "processed_pps", "latency_ms", "up" FROM "nf" WHERE time > now() - {w} '
         f'AND "role" != \'secondary\' GROUP BY "host", "instance"'
     )
     host_rows = client.rows(f'SELECT "cpu_percent" FROM "host" WHERE time > now() - {w} GROUP BY "host"')
+    latest = max((int(r["time"]) for r in [*nf_rows, *host_rows]), default=0)
+    since = latest - int(cfg.window_s * 1e9)
+    nf_rows = [r for r in nf_rows if int(r["time"]) >= since]
+    host_rows = [r for r in host_rows if int(r["time"]) >= since]
     hosts = [h.name for h in cfg.hosts]
     for r in [*host_rows, *nf_rows]:
         if r.get("host") and r["host"] not in hosts:
@@ -309,7 +316,7 @@ class PlacementService:
         if now < self.hold_until:
             return Decision("none", reason="re-reading ownership after a failed migration")
         view = read_telemetry(self.client, self.cfg)
-        if not view.vnfs or view.age_s > max(self.cfg.window_s, self.cfg.stale_after_s):
+        if not view.vnfs:
             d = Decision("none", reason=f"no usable telemetry (age {view.age_s:.0f} s, {len(view.vnfs)} NFs)")
             self._record(d)
             return d

@@ -8,8 +8,9 @@
 
 Training seeds start at ``TRAIN_SEED_BASE`` (10^6), the "best" checkpoint is chosen on validation
 seeds from ``VALIDATION_SEED_BASE`` (5 x 10^5), and evaluation reports use seeds below that, so
-every reported number is on worlds neither training nor model selection has seen. Scenarios rotate each iteration, so one network learns all of them.
-Checkpoints go to ``out`` (the last) and ``out`` with ``-best`` (the best held-out score).
+every reported number is on worlds neither training nor model selection has seen. Scenarios rotate
+each iteration, so one network learns all of them. Checkpoints go to ``out`` (the last) and ``out``
+with ``-best`` (the best validation score).
 """
 
 from __future__ import annotations

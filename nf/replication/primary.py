@@ -30,7 +30,8 @@ RECONNECT_NS = 100_000_000  # 100 ms between connection attempts
 class ReplicaChannel:
     """Outbound channel to ``addr`` = (ip, port of *this* worker's peer)."""
 
-    def __init__(self, addr: tuple[str, int], name: str, temporary: bool = False) -> None:
+    def __init__(self, addr: tuple[str, int], name: str, temporary: bool = False,
+                 joining: bool = False) -> None:
         self.addr = addr
         self.name = name  # "ip:base_port" as given to add_replica (for status / remove)
         self.temporary = temporary  # opened for a handover only
@@ -39,6 +40,13 @@ class ReplicaChannel:
         self.connected = False
         self.needs_snapshot = True
         self.acked = 0
+        #: does this channel hold back output (output commit)? A replica from the instance config
+        #: does from the start; one added at run time (add_replica: migration target, new
+        #: secondary) only once it acknowledged its first snapshot — before that it has no state
+        #: to fail over to, and holding output for its snapshot would stall (and tail-drop) input
+        self.gating = not joining
+        #: batch seq of the snapshot sent on this connection (-1: not sent yet)
+        self.snap_seq = -1
         self.reader = protocol.FrameReader()
         self.out = bytearray()
         self.last_tx_ns = 0
@@ -131,5 +139,6 @@ class ReplicaChannel:
         self.sock = None
         self.connected = False
         self.connecting = False
+        self.snap_seq = -1
         self.out.clear()
         self.reader = protocol.FrameReader()

@@ -1,5 +1,7 @@
 """kill -9 of the primary mid-traffic: the FDU fails over to the secondary automatically, service
-resumes, a new secondary is created, and the final per-flow counters equal what the sink received.
+resumes, a new secondary is created, the sink sees every packet of every flow in order (no gap),
+the final per-flow counters equal the distinct packets the sink received (state exactly-once), and
+duplicates (output at-least-once at a crash) stay within the old primary's unreported batches.
 
 Real processes in namespaces (tests/nf/nfnet.py layout): stamper following the steering table in a
 real Redis, primary/secondary/spare instances started by nf.launcher.ProcessLauncher, the FDU of
@@ -23,7 +25,8 @@ from nf.store import StoreConfig, open_store
 from nf.store import keys as keyspace
 
 #: a deep input buffer (200 batches): tail drops on a CPU-starved CI box are not what these tests test
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200}
+MAX_INFLIGHT = 64
+ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200, "max_inflight": MAX_INFLIGHT}
 SERVICE = "nf"
 GROUPS = 16
 FLOWS = 8
@@ -72,17 +75,26 @@ def test_kill9_primary_fails_over_with_exact_counters(
         time.sleep(1.0)  # let the last batches drain
         got = net.stop_read(sink, sink_out)
 
-        # service resumed: every flow delivered packets after the kill, in order, no duplicates
+        # service resumed: every flow delivered every packet (the secondary logged the copies sent
+        # while the primary was dead and replayed them), in order, without a gap
         flows = got["flows"]
         assert len(flows) == 8
+        dups = 0
         for a, seqs in flows.items():
-            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"{a}: reordered or duplicated"
-            assert seqs[-1] == PER_FLOW - 1, f"{a}: traffic did not resume after the failover"
-        # no committed update lost or applied twice: counters == what the sink received
+            distinct = list(dict.fromkeys(seqs))  # first arrival of each packet, in arrival order
+            assert distinct == list(range(PER_FLOW)), f"{a}: gap or reorder in the per-flow sequence"
+            dups += len(seqs) - len(distinct)
+        # state is exactly-once: counters == distinct packets delivered (never a counted packet
+        # that did not leave, never an update applied twice)
         c = counters(dep.secondary.control)
         by_sport = {int(k.split("-")[2 if k.split("-")[1] == CLIENT else 4]): v for k, v in c.items()}
         for a, seqs in flows.items():
-            assert by_sport[int(a.split(":")[1])] == len(seqs), f"{a}: counter != delivered"
+            assert by_sport[int(a.split(":")[1])] == len(set(seqs)), f"{a}: counter != distinct delivered"
+        # output is at-least-once at a crash: only output the old primary released but could not
+        # report RELEASED for (the batch being sent; at worst the batches whose RELEASED frames a
+        # kill -9 discarded from its socket) may leave twice — bounded by max_inflight batches
+        bound = ENGINE["batch_size"] * MAX_INFLIGHT
+        assert dups <= bound, f"{dups} duplicates after one failover (bound {bound})"
         # steering follows: the group points at the new primary with the new secondary
         e = SteeringTable(store).get(SERVICE, "0")
         assert e is not None and e.primary.instance == rep.new_primary and e.epoch == rep.epoch

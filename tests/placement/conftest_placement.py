@@ -23,8 +23,9 @@ LOAD = {
 }
 
 
-def write_agent_telemetry(tel: TelemetryConfig) -> None:
-    now = time.time_ns()
+def write_agent_telemetry(tel: TelemetryConfig, age_s: float = 0.0) -> None:
+    """Five 1-s agent intervals of host + nf points, the newest ``age_s`` seconds old."""
+    now = time.time_ns() - int(age_s * 1e9)
     pts = []
     for k in range(5):  # 5 agent intervals of 1 s
         t = now - (4 - k) * 1_000_000_000

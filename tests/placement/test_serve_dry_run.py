@@ -50,3 +50,11 @@ def test_no_telemetry_means_no_decision(tmp_path: Path, influxdb_telemetry: Tele
     cfg = _config(tmp_path, influxdb_telemetry, policy="least-loaded")
     [d] = run_service(cfg, dry_run=True, once=True)
     assert d.policy == "none" and not d.instance and "no usable telemetry" in d.reason
+
+
+def test_stale_telemetry_falls_back_to_heuristic(tmp_path: Path, influxdb_telemetry: TelemetryConfig) -> None:
+    _write_telemetry(influxdb_telemetry, age_s=40.0)
+    cfg = _config(tmp_path, influxdb_telemetry, policy="rl", window_s=5, stale_after_s=30)
+    [d] = run_service(cfg, dry_run=True, once=True)
+    assert d.policy == "least-loaded" and "telemetry stale" in d.reason
+    assert d.src_host == "nfv1"

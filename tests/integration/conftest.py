@@ -1,0 +1,214 @@
+"""Fixtures of the integration tests: a DEFT service deployed on the provisioned lab by Ansible.
+
+``deployed_service`` runs ``playbooks/nf.yml`` (the ``nf`` role, also the last step of site.yml)
+with one declared service - a ``counter`` pair, primary on nfv1, secondary on nfv2, 16 flow
+groups - on top of ``provisioned_lab`` (site.yml once per session), and undeploys it afterwards
+(``python -m deploy remove``: steering deleted, containers stopped by their agents) even when the
+test failed. :class:`LabOps` runs commands with a lab host's view (``lab.lifecycle.host_run``) and
+bounded traffic runs (``deftctl traffic run`` over the overlay, through the client's stamper).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deftctl.playbook import PlaybookRun, run_playbook
+from lab import lifecycle
+
+SERVICE = "counter"
+PY = "/opt/deft/venv/bin/python"
+#: the controller (runs the deploy/FDU commands), the declared primary and secondary hosts
+CONTROLLER, HOST_A, HOST_B, HOST_C = "nfv1", "nfv1", "nfv2", "nfv3"
+FLOW_GROUPS = 16
+SERVICE_VARS: dict[str, Any] = {
+    "deft_services": [{
+        "name": SERVICE, "nf_type": "counter", "instances": 2, "primary_host": HOST_A,
+        "secondary_host": HOST_B, "workers": 1, "flow_groups": FLOW_GROUPS, "batch_size": 32,
+        # a deep input buffer (200 batches): tail drops on a CPU-starved box are not what we test
+        "engine": {"batch_timeout_ms": 2.0, "buffer_size": 200},
+    }],
+}  # fmt: skip
+#: the sink's UDP port and the first client source port (flows use sport, sport+1, ...)
+DPORT, SPORT = 7000, 20000
+
+
+def wait_for(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``pred`` every 0.2 s; fail naming ``what`` after ``timeout_s``."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def total(metrics: Any, name: str) -> int:
+    """Sum of counter ``name`` anywhere in an instance's metrics document (per worker or total)."""
+    if isinstance(metrics, dict):
+        if name in metrics and isinstance(metrics[name], int | float):
+            return int(metrics[name])
+        return sum(total(v, name) for v in metrics.values())
+    if isinstance(metrics, list):
+        return sum(total(v, name) for v in metrics)
+    return 0
+
+
+@dataclass
+class LabOps:
+    """Commands on lab hosts and traffic runs (see the module docstring)."""
+
+    inventory: Path
+    tmp: Path
+
+    @property
+    def name(self) -> str:
+        return self.inventory.name
+
+    def run(self, host: str, *argv: str, timeout_s: float = 120.0) -> str:
+        return lifecycle.host_run(self.name, host, list(argv), check=True, timeout_s=timeout_s)
+
+    def deploy(self, *args: str) -> Any:
+        """``python -m deploy <args> --json`` on the controller, parsed."""
+        return json.loads(self.run(CONTROLLER, PY, "-m", "deploy", *args, "--json"))
+
+    def status(self) -> dict[str, Any]:
+        doc: list[dict[str, Any]] = self.deploy("status")
+        return next(s for s in doc if s["service"] == SERVICE)
+
+    def steering(self) -> list[str]:
+        """Lines of ``nfctl steering show --service counter`` (one per flow group)."""
+        out = self.run(CONTROLLER, PY, "-m", "deploy", "nfctl", "steering", "show", "--service", SERVICE)
+        return [ln for ln in out.splitlines() if ln.startswith(f"{SERVICE}/")]
+
+    def ssh(self, host: str, command: str, timeout_s: float = 120.0) -> str:
+        """``command`` over SSH with the lab's key (as the placement service runs agent commands)."""
+        hv = yaml.safe_load((self.inventory / "hosts.yml").read_text())["all"]["children"]
+        addr = next(
+            g["hosts"][host]["ansible_host"]
+            for g in hv.values()
+            if isinstance(g, dict) and host in (g.get("hosts") or {}) and g["hosts"][host]
+        )
+        key = self.inventory / ".ssh" / "id_ed25519"
+        kh = self.inventory / ".ssh" / "known_hosts"
+        cp = subprocess.run(
+            [
+                "ssh",
+                "-i",
+                str(key),
+                "-o",
+                f"UserKnownHostsFile={kh}",
+                "-o",
+                "BatchMode=yes",
+                f"root@{addr}",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        assert cp.returncode == 0, f"ssh {host} `{command}` failed ({cp.returncode}): {cp.stdout} {cp.stderr}"
+        return cp.stdout
+
+    def agent(self, host: str, *args: str) -> Any:
+        return json.loads(self.run(host, PY, "-m", "agent", *args, "--json"))
+
+    def instance_call(self, control: str, cmd: str) -> dict[str, Any]:
+        """``deftctl nf <cmd> --control <control>`` from the controller (over the overlay)."""
+        out = self.run(CONTROLLER, PY, "-m", "deploy", "nf", cmd, "--control", control)
+        doc: dict[str, Any] = json.loads(out)
+        return doc
+
+    def flow_packets(self, control: str) -> dict[int, int]:
+        """client source port -> packets counted by the counter NF at ``control``."""
+        out: dict[int, int] = {}
+        for f in self.instance_call(control, "export-state")["flows"]:
+            parts = f["key"].split("-")  # proto-ip-port-ip-port (canonical order)
+            port = int(parts[2]) if int(parts[4]) == DPORT else int(parts[4])
+            out[port] = int(f["view"]["packets"])
+        return out
+
+    def profile(self, rate_pps: int, count: int, flows: int = 8) -> Path:
+        """A bounded UDP profile: kernel UDP sockets, so packets follow the client's routes into the
+        stamper's TUN (AF_PACKET frames would bypass routing)."""
+        p = self.tmp / f"prof-{rate_pps}-{count}.yml"
+        p.write_text(yaml.safe_dump({
+            "name": "ig", "duration_s": count / rate_pps + 5, "count": count, "method": "udp",
+            "flows": [{"proto": "udp", "dport": DPORT, "sport": SPORT, "count": flows, "size_bytes": 64}],
+            "pattern": {"kind": "constant", "rate_pps": rate_pps},
+            "sink": {"mode": "udp", "idle_timeout_s": 4, "first_packet_timeout_s": 20},
+        }))  # fmt: skip
+        return p
+
+    def start_traffic(self, rate_pps: int, count: int, flows: int = 8) -> subprocess.Popen[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "traffic",
+            "run",
+            "-i",
+            str(self.inventory),
+            "-p",
+            str(self.profile(rate_pps, count, flows)),
+            "--network",
+            "overlay",
+            "--json",
+        ]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def finish_traffic(proc: subprocess.Popen[str], timeout_s: float = 180.0) -> dict[str, Any]:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        assert proc.returncode == 0, f"traffic run failed ({proc.returncode}): {err[-2000:]}"
+        doc: dict[str, Any] = json.loads(out)
+        return doc
+
+    @staticmethod
+    def sink_flows(summary: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """client source port -> the sink's per-flow result."""
+        return {int(f["src"].rpartition(":")[2]): f for s in summary["sinks"] for f in s["flows"]}
+
+
+@pytest.fixture
+def lab_ops(lab_inventory: Path, tmp_path: Path) -> LabOps:
+    return LabOps(lab_inventory, tmp_path)
+
+
+def _tail(run: PlaybookRun, n: int = 60) -> str:
+    return "\n".join(run.output.splitlines()[-n:])
+
+
+@pytest.fixture
+def deployed_service(
+    provisioned_lab: PlaybookRun, lab_ops: LabOps, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    """The counter service deployed by ``playbooks/nf.yml``; yields ``deploy status`` of it."""
+    assert provisioned_lab.ok, f"site.yml failed on the test lab:\n{_tail(provisioned_lab)}"
+    varsfile = tmp_path / "services.yml"
+    varsfile.write_text(yaml.safe_dump(SERVICE_VARS))
+    try:
+        run = run_playbook(lab_ops.inventory, "playbooks/nf.yml", "-e", f"@{varsfile}")
+        assert run.ok, f"playbooks/nf.yml failed:\n{_tail(run)}"
+        st = lab_ops.status()
+        assert st["running"], st
+        yield st
+    finally:
+        try:
+            lab_ops.deploy("remove", SERVICE)
+        except Exception as exc:  # cleanup must not hide the test's own failure
+            sys.stderr.write(f"undeploy {SERVICE} failed: {exc}\n")
