@@ -84,7 +84,8 @@ def _kernel_drops(net: OvsNFNet) -> dict[str, float]:
     out["ovs port drops"] = ovs
     # upcalls the userspace datapath could not queue ("lost")
     out["ovs datapath lost"] = 0.0
-    for ln in net.switch.run(["ovs-appctl", "dpctl/show"]).splitlines():
+    ctl = str(net.ovs.rundir / "ovs-vswitchd.ctl")
+    for ln in net.switch.run(["ovs-appctl", "-t", ctl, "dpctl/show"]).splitlines():
         if "lookups:" in ln and "lost:" in ln:
             out["ovs datapath lost"] += float(ln.split("lost:")[1].split()[0])
     return out

@@ -623,7 +623,7 @@ class Worker:
         if self.nf.global_updates:
             c["global_updates"] = self.nf.global_updates
         self.batch_outs, self.batch_ts, self.batch_n, self.batch_sum_tob = [], [], 0, 0
-        if not live:
+        if not live or self._committed() >= b.seq:  # no replica (yet) holds back output
             self._release_ready()
 
     def _committed(self) -> int:
@@ -748,7 +748,7 @@ class Worker:
                         if self.ops:
                             self._progress_ops()
                     else:  # a repeated seq acknowledges a HANDOVER
-                        for op in self.ops:
+                        for op in list(self.ops):
                             if op.kind == "handover" and op.sent and op.channel is ch \
                                     and op.batch_seq == msg.batch_seq and not op.done:
                                 self._finish_handover(op)
@@ -983,10 +983,15 @@ class Worker:
             if not op.done and op.kind == "handover" and not op.sent and time.time_ns() > op.deadline_ns:
                 self._abort_handover(op)
             if op.done:
-                self.ops.remove(op)
-                if self.ctl is not None:
-                    ok = "error" not in op.result
-                    self.ctl.send((op.req, ok, op.result if ok else op.result["error"]))
+                self._reply(op)
+
+    def _reply(self, op: PendingOp) -> None:
+        """Answer a completed pending command (once) and forget it."""
+        if op in self.ops:
+            self.ops.remove(op)
+        if self.ctl is not None:
+            ok = "error" not in op.result
+            self.ctl.send((op.req, ok, op.result if ok else op.result["error"]))
 
     def _abort_handover(self, op: PendingOp) -> None:
         """The target never acknowledged: keep serving the groups here, report the failure."""
@@ -1030,36 +1035,52 @@ class Worker:
         return op
 
     def _finish_handover(self, op: PendingOp) -> None:
+        """The target acknowledged HANDOVER: it owns the groups. Answer the controller first (the
+        move's downtime ends here; the controller re-steers meanwhile), then forget the groups'
+        flows and forward everything held for them. No packet is read in between (same loop
+        turn), so nothing of a moved group can be processed here after the answer."""
         groups: set[int] = op.args["groups"]
         dip, dport = parse_addr(op.args["dup_to"], "dup_to")
         addr = (dip, dport + self.idx)
+        seqs = self.seqs
+        moving = [(k, fs) for k, fs in seqs.items() if fs.group in groups]
+        op.done = True
+        op.result = {"groups": sorted(groups), "flows": sum(1 for _k, fs in moving if fs.owned),
+                     "batch_seq": op.batch_seq}
+        self._reply(op)
         for g in groups:
             self.moved[g] = addr
-        moved_flows = 0
         leftovers: list[bytes] = []
-        for key in [k for k, fs in self.seqs.items() if fs.group in groups]:
-            fs = self.seqs.pop(key)
-            self.waiting.discard(key)
-            leftovers.extend(d for d, _rx, _f in fs.pending.values())
+        waiting = self.waiting
+        removed_seq = self.removed_seq
+        for key, fs in moving:
+            del seqs[key]
+            if fs.pending:
+                waiting.discard(key)
+                leftovers.extend(d for d, _rx, _f in fs.pending.values())
             if fs.owned:
-                self.removed_seq.add(key)
-                moved_flows += 1
-        for sk in self.nf.keys_in_groups(groups):
-            self.nf.remove(sk)
-            if self.replica_of.pop(sk, None) is None:
+                removed_seq.add(key)
+        nf = self.nf
+        replica_of = self.replica_of
+        for sk in nf.keys_in_groups(groups):
+            nf.remove(sk)
+            if replica_of.pop(sk, None) is None:
                 self.removed_state.add(sk)
         self.frozen -= groups
+        keep: list[bytes] = []
         for d in leftovers + self.frozen_q:
-            self._forward(d, _SHIM.unpack_from(d)[5])
-        self.frozen_q = [d for d in self.frozen_q if _SHIM.unpack_from(d)[5] in self.frozen]
+            g = _SHIM.unpack_from(d)[5]
+            if g in groups:
+                self._forward(d, g)
+            else:  # held for another handover still in progress
+                keep.append(d)
+        self.frozen_q = keep
         self.c["migrations_out"] += len(groups)
         ch = op.channel
         if ch is not None and ch.temporary:
             ch.close()
             self.channels.remove(ch)
             self._release_ready()
-        op.done = True
-        op.result = {"groups": sorted(groups), "flows": moved_flows, "batch_seq": op.batch_seq}
 
     # ---- control -------------------------------------------------------------------------------
     def _on_control(self) -> None:

@@ -25,7 +25,8 @@ epoch it knows for that lease = fencing):
 * ``HEARTBEAT`` epoch, send time ns, released — liveness on an idle channel (echoed back by the
   replica) and the primary's latest ``released``
 * ``RELEASED`` epoch, batch seq — sent right after the primary released the output of every batch
-  up to batch seq (the replica may now apply those deltas)
+  up to batch seq (the replica may now apply those deltas); one per batch, before the next
+  batch's output, so a crash re-releases at most the batch being sent
 * ``HANDOVER`` epoch, batch seq, groups — "you own these flow groups from now on" (migration);
   sent only after every earlier batch of those flows was acknowledged *and released*, so the new
   owner's first output can never overtake the old owner's last (order-preserving move)

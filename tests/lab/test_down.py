@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -28,6 +29,10 @@ def test_down_leaves_nothing(make_lab: MakeLab) -> None:
     ssh(cfg, nfv1, "setsid -f unshare -n sleep 7302 </dev/null >/dev/null 2>&1")
     ssh(cfg, client, "setsid -f sh -c 'unshare -m -n sleep 7303 & wait' </dev/null >/dev/null 2>&1")
     pattern = "^sleep 730[123]$"
+    for _ in range(100):  # `setsid -f` returns before its child has exec'd
+        if len(_live(pattern)) == 3:
+            break
+        time.sleep(0.1)
     assert len(_live(pattern)) == 3
     storage = str(cfg.lab_dir)
 

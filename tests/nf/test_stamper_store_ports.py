@@ -105,11 +105,11 @@ def test_store_steering_copies_go_to_dup_port_of_the_right_worker(tmp_path: Path
                 assert len(got_dup) == sent_groups[w], f"worker {w}: secondary dup port"
                 assert got_sdata == [], f"worker {w}: a copy reached the secondary's DATA port"
                 for d in got_p:
-                    s, _ = shim.unpack(d)
-                    assert s.group % workers == w and not s.flags & shim.FLAG_DUPLICATE
+                    stamp, _ = shim.unpack(d)
+                    assert stamp.group % workers == w and not stamp.flags & shim.FLAG_DUPLICATE
                 for d in got_dup:
-                    s, _ = shim.unpack(d)
-                    assert s.group % workers == w and s.flags & shim.FLAG_DUPLICATE
+                    stamp, _ = shim.unpack(d)
+                    assert stamp.group % workers == w and stamp.flags & shim.FLAG_DUPLICATE
             assert st.counters["stamped"] == 40 and st.counters["duplicated"] == 40
         finally:
             if st._watcher is not None:
