@@ -224,7 +224,7 @@ def main() -> int:
             if not args.skip_migration:
                 rows["mig_replica"].append(ft.migration(args.flows, True))
                 rows["mig_full"].append(ft.migration(args.flows, False))
-            print(f"run {i + 1}: {json.dumps({k: v[-1] for k, v in rows.items()})}", flush=True)
+            print(f"run {i + 1}: {json.dumps({k: v[-1] for k, v in rows.items() if v})}", flush=True)
 
     def med(k: str, f: str) -> float:
         vals = [float(r[f]) for r in rows[k] if f in r]

@@ -923,28 +923,36 @@ class Worker:
                 self.replica_of[sk] = lease
 
     def _adopt(self, groups: set[int] | None, lease: str | None) -> int:
-        """Own the replica flows of ``groups`` (or of ``lease``, or all) and replay their input."""
+        """Own the replica flows of ``groups`` (or of ``lease``, or all) and replay their input.
+
+        On the critical path of a handover/promotion (the moved flows wait), so one pass per
+        table with local lookups; replay happens after every flow is owned."""
+        replica_of = self.replica_of
+        ngroups = self.nf.groups
+        leases = (lease, "")
+        drop = [sk for sk, ls in replica_of.items()
+                if (groups is None or ngroups.get(sk) in groups) and (lease is None or ls in leases)]
+        for sk in drop:
+            del replica_of[sk]
+        adopted: list[tuple[bytes, FlowSeq]] = []
         n = 0
-        for sk in list(self.replica_of):
-            if (groups is None or self.nf.groups.get(sk) in groups) and (
-                    lease is None or self.replica_of[sk] in (lease, "")):
-                del self.replica_of[sk]
         for key, fs in self.seqs.items():
-            if fs.owned:
-                continue
-            if groups is not None and fs.group not in groups:
-                continue
-            if lease is not None and fs.lease not in (lease, ""):
+            if fs.owned or (groups is not None and fs.group not in groups) \
+                    or (lease is not None and fs.lease not in leases):
                 continue
             fs.owned = True
             n += 1
-            self.log_len -= len(fs.pending)
-            self.c["replayed"] += len(fs.pending)
             if fs.pending:
-                fs.gap_since = time.time_ns()
-                self._drain_flow(fs, key)
-                if fs.pending:
-                    self.waiting.add(key)
+                adopted.append((key, fs))
+        n_pending = sum(len(fs.pending) for _k, fs in adopted)
+        self.log_len -= n_pending
+        self.c["replayed"] += n_pending
+        now = time.time_ns()
+        for key, fs in adopted:
+            fs.gap_since = now
+            self._drain_flow(fs, key)
+            if fs.pending:
+                self.waiting.add(key)
         return n
 
     def _refresh_epochs(self, leases: list[str] | None = None) -> None:
