@@ -5,8 +5,9 @@ against ``inventory/<site>`` for real servers. Groups (see docs/architecture.md)
 (``nfv1..N``), ``traffic`` (``client``, ``sink``), ``controller`` (``nfv1``) and ``overlay``
 (children ``nfv`` + ``traffic``). Host variables carry the derived addresses of
 :class:`lab.config.HostPlan`; ``group_vars/all.yml`` carries how to connect (root, the lab key, the
-lab's own ``known_hosts``, ``ControlPersist=no`` because a persisted SSH master outlives a restarted
-lab sshd and keeps showing the old mount view) and site-wide choices (state backend, overlay VNI,
+lab's own ``known_hosts``, persisted SSH masters under the lab's ``mux`` dir, which ``lab up``/``down``
+close because a master outlives a rebuilt host and would keep showing its old mount view) and
+site-wide choices (state backend, overlay VNI,
 underlay MTU). ``deft_lab: true`` lets roles pick lab-specific behaviour (supervisord, Debian's
 InfluxDB 1.x) without guessing.
 """
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 
 from lab.config import HostPlan, LabConfig
-from lab.sshd import known_hosts_line
+from lab.sshd import known_hosts_line, mux_dir
 
 SSH_SUBDIR = ".ssh"
 """Key and known_hosts go in a dot-directory: Ansible parses every other file of an inventory dir."""
@@ -64,11 +65,11 @@ def build(
     all_vars: dict[str, Any] = {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(key),
-        # ssh_args (ansible.cfg default: ControlMaster=auto, ControlPersist=60s) come first on the ssh
-        # command line and ssh keeps the first value of an option, so override them here too.
-        "ansible_ssh_args": "-C -o ControlMaster=no -o ControlPersist=no",
-        "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
-        "-o ControlPersist=no",
+        # Persisted masters cut ~1 s per task and host; their sockets live in the lab's own mux dir so
+        # `lab up`/`lab down` can close them (lab.sshd.close_masters) whenever a host is rebuilt.
+        "ansible_ssh_args": f"-C -o ControlMaster=auto -o ControlPersist=60s "
+        f"-o ControlPath={mux_dir(cfg.lab_dir)}/%C",
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes",
         "ansible_python_interpreter": "/usr/bin/python3",
         "deft_lab": True,
         "deft_lab_name": cfg.name,

@@ -84,6 +84,8 @@ def up(cfg: LabConfig) -> UpReport:
         state.nat_rule = rootns.add_nat(cfg)
         save_state(root, state)
         key = sshd.ensure_client_key(cfg.lab_dir)
+        sshd.close_masters(cfg.lab_dir)  # a persisted master would keep a rebuilt host's old view
+        sshd.mux_dir(cfg.lab_dir).mkdir(mode=0o700, exist_ok=True)
         plans = cfg.plan()
         report = UpReport(inventory=cfg.inventory_path, state_backend=cfg.state_backend)
         wanted = {p.host for p in plans}
@@ -302,7 +304,7 @@ def down(name: str = "lab", purge: bool = False, storage_root: Path = STORAGE_RO
             if ns not in known and pattern.match(ns):
                 hosts.append(HostState(ns.split("-", 1)[1], ns, 0, "", ""))
         report.hosts = [h.host for h in hosts]
-        report.processes = _remove_hosts(hosts)
+        report.processes = sshd.close_masters(cfg.lab_dir) + _remove_hosts(hosts)
         for br in (state.bridges if state else []) or [cfg.mgmt_bridge, cfg.data_bridge]:
             if netns.link_exists(br):
                 netns.del_link(br)

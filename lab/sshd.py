@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab import netns
+from lab import netns, procs
 from lab.config import HostPlan, LabConfig
 from lab.procs import pid_alive, read_pidfile
 
@@ -34,6 +34,24 @@ def ssh_dir(storage: Path) -> Path:
 
 def sshd_pidfile(storage: Path) -> Path:
     return ssh_dir(storage) / "sshd.pid"
+
+
+def mux_dir(lab_dir: Path) -> Path:
+    """Where Ansible's persisted SSH masters of this lab keep their sockets (``ControlPath``).
+
+    Why persist at all: each SSH handshake costs ~1 s on a loaded 2-core machine and a site.yml run
+    opens thousands of sessions. Why this is safe: a master keeps the mount view of the host it was
+    opened on, so every place that (re)creates a host or restarts its sshd calls
+    :func:`close_masters` first; a master can never outlive the host view it belongs to.
+    """
+    return lab_dir / "mux"
+
+
+def close_masters(lab_dir: Path) -> int:
+    """Stop every persisted SSH master of this lab (their command line names :func:`mux_dir`)."""
+    marker = str(mux_dir(lab_dir)) + "/"
+    pids = {p.pid for p in procs.snapshot() if p.cmdline.startswith("ssh") and marker in p.cmdline}
+    return procs.kill_all(lambda: pids, grace_s=1.0) if pids else 0
 
 
 def ensure_client_key(lab_dir: Path) -> Path:

@@ -25,7 +25,9 @@ def test_groups_and_host_vars() -> None:
     assert ch["traffic"]["hosts"]["client"]["host_index"] == 3
     assert all_vars["ansible_user"] == "root"
     assert "UserKnownHostsFile=/k/known_hosts" in all_vars["ansible_ssh_common_args"]
-    assert "ControlPersist=no" in all_vars["ansible_ssh_args"]
+    # persisted masters live in the lab's own mux dir, which `lab up`/`down` close (lab.sshd.close_masters)
+    assert "ControlPersist=60s" in all_vars["ansible_ssh_args"]
+    assert "/mux/%C" in all_vars["ansible_ssh_args"]
     assert all_vars["state_backend"] == "redis"
     assert all_vars["overlay_vni"] == 4242 and all_vars["underlay_mtu"] == 1600
     assert all_vars["deft_lab"] is True
