@@ -18,7 +18,8 @@ Paths (the lab provisioned by site.yml; the service deployed here by ``playbooks
   traffic; the agent's report (handover = the downtime of the moved flows, total) and the sink's
   loss/reordering.
 
-Usage: ``python bench/nf_overlay.py --inventory inventory/ig [--rate 60000] [--seconds 5]``
+Usage: ``python bench/nf_overlay.py --inventory inventory/ig [--rate 10000] [--seconds 5]``
+(``--throughput-only`` skips failover and migration; ``--keep`` leaves the service deployed)
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class Lab:
     def store(self) -> Any:
         return open_store(STORAGE_ROOT / self.name / "nfv1" / "root" / "etc" / "deft" / "statestore.yml")
 
-    def traffic(self, tag: str, dst: str, dport: int, rate: int, seconds: float) -> tuple[Any, Any]:
+    def traffic(
+        self, tag: str, dst: str, dport: int, rate: int, seconds: float, sink_port: int = 0
+    ) -> tuple[Any, Any]:
         """Start sink (sink host) and generator (client); returns both Popen handles + report paths."""
         prof = self.tmp / f"{tag}.yml"
         count = int(rate * seconds)
@@ -112,7 +115,7 @@ class Lab:
             "traffic",
             "sink",
             "--ports",
-            str(dport),
+            str(sink_port or dport),
             "--duration-s",
             str(seconds + 5),
             "--idle-timeout-s",
@@ -154,7 +157,7 @@ def throughput(lab: Lab, rate: int, seconds: float) -> dict[str, float]:
     relay = lab.popen("nfv1", sys.executable, "-c", RELAY, relay_ip, "9999", sink_ip, "7001")
     try:
         time.sleep(1.0)
-        s, g = lab.finish(lab.traffic("echo", relay_ip, 9999, rate, seconds))
+        s, g = lab.finish(lab.traffic("echo", relay_ip, 9999, rate, seconds, sink_port=7001))
     finally:
         relay.kill()
         relay.communicate()
@@ -255,9 +258,10 @@ def migration(lab: Lab) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inventory", type=Path, required=True)
-    ap.add_argument("--rate", type=int, default=60000, help="offered pps for the throughput runs")
+    ap.add_argument("--rate", type=int, default=10000, help="offered pps for the throughput runs")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--keep", action="store_true", help="leave the service deployed")
+    ap.add_argument("--throughput-only", action="store_true", help="skip failover and migration")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nf-overlay-", dir="/tmp") as tmp:
         lab = Lab(a.inventory.resolve(), Path(tmp))
@@ -270,8 +274,10 @@ def main() -> None:
         if not run.ok:
             sys.exit(f"playbooks/nf.yml failed:\n{run.output[-3000:]}")
         try:
-            res = {"throughput": throughput(lab, a.rate, a.seconds), "failover": failover(lab)}
-            res["migration"] = migration(lab)
+            res: dict[str, Any] = {"throughput": throughput(lab, a.rate, a.seconds)}
+            if not a.throughput_only:
+                res["failover"] = failover(lab)
+                res["migration"] = migration(lab)
         finally:
             if not a.keep:
                 lab.deploy("remove", SERVICE)

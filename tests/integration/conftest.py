@@ -134,6 +134,8 @@ class LabOps:
         out: dict[int, int] = {}
         for f in self.instance_call(control, "export-state")["flows"]:
             parts = f["key"].split("-")  # proto-ip-port-ip-port (canonical order)
+            if parts[0] != "17" or DPORT not in (int(parts[2]), int(parts[4])):
+                continue  # e.g. the traffic runner's reachability ping
             port = int(parts[2]) if int(parts[4]) == DPORT else int(parts[4])
             out[port] = int(f["view"]["packets"])
         return out
