@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.remote import SshConfig, SshError, run_command
 from deftctl.config import ConfigError, from_dict, read_yaml
 from placement.observation import Observation, Snapshot, build_observation, pair_mask
 from placement.policies import DEFAULT_MODEL, NOOP, Policy, make_policy
@@ -51,10 +52,6 @@ class ServiceError(RuntimeError):
     """The service cannot run (bad config, no telemetry contract); the message says what to fix."""
 
 
-class SshError(RuntimeError):
-    """An SSH command could not be run or did not finish; the message names host and address."""
-
-
 @dataclass(frozen=True)
 class HostEntry:
     """One NFV host the service may place VNFs on."""
@@ -63,18 +60,6 @@ class HostEntry:
     address: str  # SSH address (management network)
     capacity_pps: float = 0.0  # 0 = ServiceConfig.default_capacity_pps
     ssh_port: int = 22
-
-
-@dataclass(frozen=True)
-class SshConfig:
-    """How the service reaches agents."""
-
-    user: str = "root"
-    key_file: str = ""  # private key; empty = agent/default keys
-    known_hosts: str = ""  # known_hosts file; empty = system file
-    strict_host_keys: bool = True  # False only in the lab (host keys are generated per run)
-    connect_timeout_s: float = 5.0
-    command_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -218,46 +203,10 @@ class SshExecutor:
 
     def run(self, host: str, command: str) -> tuple[int, str, str]:
         """Run ``command`` on ``host``; returns (exit status, stdout, stderr) or raises :class:`SshError`."""
-        import paramiko  # noqa: PLC0415  (only the serving process needs it)
-
         entry = self.by_name.get(host)
         if entry is None:
             raise SshError(f"host {host!r} is not in the service config (hosts: {sorted(self.by_name)})")
-        s = self.cfg.ssh
-        where = f"{host} ({s.user}@{entry.address}:{entry.ssh_port})"
-        client = paramiko.SSHClient()
-        try:
-            if s.known_hosts:
-                client.load_host_keys(s.known_hosts)
-            else:
-                client.load_system_host_keys()
-            client.set_missing_host_key_policy(
-                paramiko.RejectPolicy() if s.strict_host_keys else paramiko.AutoAddPolicy()
-            )
-            client.connect(
-                entry.address,
-                port=entry.ssh_port,
-                username=s.user,
-                key_filename=s.key_file or None,
-                timeout=s.connect_timeout_s,
-                banner_timeout=s.connect_timeout_s,
-                auth_timeout=s.connect_timeout_s,
-                allow_agent=not s.key_file,
-                look_for_keys=not s.key_file,
-            )
-        except (OSError, paramiko.SSHException) as exc:
-            client.close()
-            raise SshError(f"{where}: unreachable: {type(exc).__name__}: {exc}") from exc
-        try:
-            _, out, err = client.exec_command(command, timeout=s.command_timeout_s)
-            stdout = out.read().decode(errors="replace")
-            stderr = err.read().decode(errors="replace")
-            status = out.channel.recv_exit_status()
-        except (OSError, paramiko.SSHException) as exc:
-            raise SshError(f"{where}: session failed while running {command!r}: {exc}") from exc
-        finally:
-            client.close()
-        return status, stdout, stderr
+        return run_command(host, entry.address, entry.ssh_port, self.cfg.ssh, command)
 
 
 # ------------------------------------------------------------------------------- decision loop
