@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.remote import SshConfig
 from deftctl.config import ConfigError, load
 
 DEFAULT_PATH = Path("/etc/deft/deploy.yml")
@@ -23,18 +24,6 @@ class HostEntry:
     address: str  # SSH address (management network)
     host_index: int
     ssh_port: int = 22
-
-
-@dataclass(frozen=True)
-class SshConfig:
-    """How the controller reaches the agents (the ``placement`` role's key pair by default)."""
-
-    user: str = "root"
-    key_file: str = ""  # private key; empty = ssh-agent / default keys
-    known_hosts: str = ""  # empty = the system's known_hosts
-    strict_host_keys: bool = True
-    connect_timeout_s: float = 5.0
-    command_timeout_s: float = 120.0  # an NF start waits for the container's control API
 
 
 @dataclass(frozen=True)
