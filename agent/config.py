@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from deftctl import config as cfg
@@ -133,6 +133,31 @@ class AgentConfig:
     @property
     def hostname(self) -> str:
         return self.host or socket.gethostname()
+
+
+def v1_client(conf: TelemetryConfig) -> Any:
+    """An ``influxdb.InfluxDBClient`` for ``conf``: the v1 HTTP API (``/write``, ``/query``).
+
+    One constructor for the writer and the query side: InfluxDB 1.x answers it with user/password,
+    2.x/3.x answer ``/query`` (InfluxQL) with the token in the ``Authorization`` header.
+    """
+    import influxdb  # noqa: PLC0415 - only telemetry users need it
+
+    u = urlparse(conf.url)
+    headers = {"Authorization": f"Token {conf.token}"} if conf.flavor == "v2" else None
+    return influxdb.InfluxDBClient(
+        host=u.hostname or "127.0.0.1",
+        port=u.port or (443 if u.scheme == "https" else 8086),
+        username=conf.user or "root",
+        password=conf.password or "root",
+        database=conf.database,
+        ssl=u.scheme == "https",
+        verify_ssl=u.scheme == "https",
+        timeout=conf.timeout_s,
+        retries=1,
+        path=u.path.strip("/"),
+        headers=headers,
+    )
 
 
 def load_telemetry(path: Path | str = DEFAULT_TELEMETRY_FILE) -> TelemetryConfig:

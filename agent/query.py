@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
-import influxdb
-
-from agent.config import TelemetryConfig
+from agent.config import TelemetryConfig, v1_client
 from agent.schema import MEASUREMENTS, Measurement, Point, SchemaError, validate
 
 
@@ -39,22 +36,8 @@ class QueryClient:
     """InfluxQL over HTTP for any InfluxDB flavor described by a :class:`TelemetryConfig`."""
 
     def __init__(self, conf: TelemetryConfig) -> None:
-        u = urlparse(conf.url)
-        headers = {"Authorization": f"Token {conf.token}"} if conf.flavor == "v2" else None
         self.conf = conf
-        self.client = influxdb.InfluxDBClient(
-            host=u.hostname or "127.0.0.1",
-            port=u.port or (443 if u.scheme == "https" else 8086),
-            username=conf.user or "root",
-            password=conf.password or "root",
-            database=conf.database,
-            ssl=u.scheme == "https",
-            verify_ssl=u.scheme == "https",
-            timeout=conf.timeout_s,
-            retries=1,
-            path=u.path.strip("/"),
-            headers=headers,
-        )
+        self.client = v1_client(conf)
 
     def query(self, influxql: str, epoch: str = "ns") -> list[Series]:
         """Run ``influxql`` against the configured database; timestamps as ints in ``epoch`` units."""

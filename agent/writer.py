@@ -21,15 +21,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
-import influxdb
 from influxdb.exceptions import InfluxDBClientError, InfluxDBServerError
 from influxdb_client.client.influxdb_client import InfluxDBClient as V2Client
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 
-from agent.config import TelemetryConfig
+from agent.config import TelemetryConfig, v1_client
 from agent.schema import Point, validate
 from agent.spool import Spool
 
@@ -52,20 +50,8 @@ class V1Writer:
     """InfluxDB 1.x ``/write`` via the ``influxdb`` client (user/password auth, ``database``)."""
 
     def __init__(self, conf: TelemetryConfig) -> None:
-        u = urlparse(conf.url)
         self.conf = conf
-        self.client = influxdb.InfluxDBClient(
-            host=u.hostname or "127.0.0.1",
-            port=u.port or (443 if u.scheme == "https" else 8086),
-            username=conf.user or "root",
-            password=conf.password or "root",
-            database=conf.database,
-            ssl=u.scheme == "https",
-            verify_ssl=u.scheme == "https",
-            timeout=conf.timeout_s,
-            retries=1,
-            path=u.path.strip("/"),
-        )
+        self.client = v1_client(conf)
 
     def write(self, lines: list[str]) -> None:
         params: dict[str, Any] = {"db": self.conf.database, "precision": "n"}
