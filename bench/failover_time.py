@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "nf"))
 from nfnet import SERVERS, wait_for
 from ovsnet import OvsNFNet
 
+from lab import rootns
 from lab.netns import Topology, stop_process
 from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector, deploy_pair
 from nf.launcher import LaunchSpec, ProcessLauncher
@@ -59,7 +60,11 @@ def main(
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
     rows: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory(prefix="nc-fo-") as wd, Topology("nc") as topo:
+    with (
+        rootns.socket_buffers_raised(),
+        tempfile.TemporaryDirectory(prefix="nc-fo-") as wd,
+        Topology("nc") as topo,
+    ):
         net = OvsNFNet(topo, Path(wd))
         store = open_store(net.statestore)
         launcher = ProcessLauncher(net.slots(), Path(wd) / "inst", store=store)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "nf"))
 from nfnet import SERVERS, wait_for
 from ovsnet import OvsNFNet
 
-from lab import netns
+from lab import netns, rootns
 from lab.netns import Topology
 from nf.control import ControlClient
 from nf.failover import deploy_pair
@@ -169,7 +169,11 @@ def main(
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="nc-mig-") as wd, Topology(prefix) as topo:
+    with (
+        rootns.socket_buffers_raised(),
+        tempfile.TemporaryDirectory(prefix="nc-mig-") as wd,
+        Topology(prefix) as topo,
+    ):
         net = OvsNFNet(topo, Path(wd))
         try:
             net.stamper([], duplicate="ovs", flow_groups=GROUPS, statestore=str(net.statestore))

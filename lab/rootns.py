@@ -6,7 +6,8 @@ subnet, tagged with the comment ``deft-lab:<name>`` - so lab hosts reach the Deb
 (``apt``/``pip`` inside hosts work) through the machine's own uplink.
 
 Machine-wide, shared by all labs that are up (see :class:`lab.state.RootChanges`):
-``net.ipv4.ip_forward=1``; ``/usr/sbin/policy-rc.d`` (``exit 101``) so that ``apt install`` of a
+``net.ipv4.ip_forward=1``; the socket buffer sysctls of :data:`SOCKET_BUFFER_SYSCTLS` (raised, never
+lowered); ``/usr/sbin/policy-rc.d`` (``exit 101``) so that ``apt install`` of a
 daemon package inside a host never auto-starts the daemon (lab hosts share the dpkg database; daemons
 are run by the Ansible ``services`` role under supervisord); and the mount-point directories of
 :data:`lab.privdirs.PRIVATE_DIRS`, which must exist in the shared filesystem before a host can
@@ -19,6 +20,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from lab import netns
@@ -30,6 +32,55 @@ log = logging.getLogger(__name__)
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
+
+#: Socket buffer sizes (bytes) the lab raises machine-wide. On a server the ``common`` role sets these
+#: per host; the lab's hosts share one kernel where ``net.core.*`` is read-only inside a network
+#: namespace, so ``lab up`` sets them for all hosts. Why it matters: the userspace OVS datapath reads
+#: every port through an AF_PACKET socket sized by ``rmem_default`` (212992 bytes by default, ~4 ms
+#: of 64-byte packets at 50 kpps); on a loaded 2-core machine ovs-vswitchd is descheduled longer
+#: than that and the socket drops packets that no port counter shows (``ss -f link -m``: ``d<N>``).
+SOCKET_BUFFER_SYSCTLS: dict[str, int] = {
+    "net.core.rmem_max": 16 * 1024 * 1024,
+    "net.core.wmem_max": 16 * 1024 * 1024,
+    "net.core.rmem_default": 4 * 1024 * 1024,
+    "net.core.wmem_default": 1024 * 1024,
+}
+
+
+def _sysctl_path(name: str) -> Path:
+    return Path("/proc/sys") / name.replace(".", "/")
+
+
+def raise_socket_buffers() -> dict[str, str]:
+    """Raise every sysctl of :data:`SOCKET_BUFFER_SYSCTLS` that is below its value (machine-wide,
+    from the root namespace); returns ``{name: value before}`` of those it changed."""
+    changed: dict[str, str] = {}
+    for name, want in SOCKET_BUFFER_SYSCTLS.items():
+        path = _sysctl_path(name)
+        before = path.read_text().strip()
+        if int(before) < want:
+            path.write_text(f"{want}\n")
+            changed[name] = before
+            log.info("raised %s to %d (was %s)", name, want, before)
+    return changed
+
+
+@contextlib.contextmanager
+def socket_buffers_raised() -> Iterator[dict[str, str]]:
+    """:func:`raise_socket_buffers` for the duration of a block (tests and benchmarks that run their
+    own userspace OVS without a lab); restores exactly what it changed, even on failure."""
+    before = raise_socket_buffers()
+    try:
+        yield before
+    finally:
+        restore_sysctls(before)
+
+
+def restore_sysctls(before: dict[str, str]) -> None:
+    """Write back the values :func:`raise_socket_buffers` returned."""
+    for name, value in before.items():
+        _sysctl_path(name).write_text(value + "\n")
+        log.info("restored %s=%s", name, value)
 POLICY_RC_TEXT = (
     "#!/bin/sh\n# Installed by `deftctl lab up` (DEFT-RL): lab hosts share the dpkg database, so package\n"
     "# installs must not start daemons; the Ansible services role runs them. Removed by `deftctl lab down`.\n"
@@ -101,6 +152,8 @@ def apply_machine_changes(rc: RootChanges, lab_name: str) -> RootChanges:
             rc.ip_forward_before = current
         IP_FORWARD.write_text("1\n")
         log.info("set net.ipv4.ip_forward=1 (was %s)", current)
+    for name, before in raise_socket_buffers().items():
+        rc.sysctls_before.setdefault(name, before)
     if not POLICY_RC.exists():
         POLICY_RC.write_text(POLICY_RC_TEXT)
         POLICY_RC.chmod(0o755)
@@ -130,6 +183,8 @@ def restore_machine_changes(rc: RootChanges, lab_name: str) -> RootChanges:
         IP_FORWARD.write_text(rc.ip_forward_before + "\n")
         log.info("restored net.ipv4.ip_forward=%s", rc.ip_forward_before)
         rc.ip_forward_before = None
+    restore_sysctls(rc.sysctls_before)
+    rc.sysctls_before = {}
     if rc.policy_rc_added:
         with contextlib.suppress(FileNotFoundError):
             if POLICY_RC.read_text() == POLICY_RC_TEXT:

@@ -56,6 +56,8 @@ class RootChanges:
 
     labs: list[str] = field(default_factory=list)
     ip_forward_before: str | None = None
+    #: machine-wide sysctls the lab raised (see lab.rootns.SOCKET_BUFFER_SYSCTLS): name -> value before
+    sysctls_before: dict[str, str] = field(default_factory=dict)
     policy_rc_added: bool = False
     created_dirs: list[str] = field(default_factory=list)
 

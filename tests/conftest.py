@@ -21,10 +21,21 @@ import pytest
 from agent.config import TelemetryConfig
 from agent.influxd import InfluxdServer
 from deftctl.playbook import PlaybookRun, run_playbook
-from lab import lifecycle
+from lab import lifecycle, rootns
 from lab.config import LabConfig
 from nf.store import StoreConfig
 from nf.store.localredis import LocalRedis, SentinelSet, sentinel_set
+
+
+@pytest.fixture(scope="session", autouse=True)
+def socket_buffers() -> Iterator[None]:
+    """Machine-wide socket buffers as ``deftctl lab up`` sets them (lab.rootns), for the whole session:
+    tests that run their own userspace OVS (tests/nf/ovsnet.py) need them as much as the lab does."""
+    if os.geteuid() != 0:
+        yield
+        return
+    with rootns.socket_buffers_raised():
+        yield
 
 
 @pytest.fixture(scope="session")

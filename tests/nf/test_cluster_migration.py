@@ -37,11 +37,6 @@ def ovsnet(tmp_path: Path) -> Iterator[OvsNFNet]:
 
 @pytest.mark.netns
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known bug (issue #3 open): an intra-cluster delta-only move through the OVS path can lose "
-    "2-3 packets right after the handover although both instances processed every packet once",
-    strict=False,
-)
 def test_intra_cluster_move_ships_only_the_delta(ovsnet: OvsNFNet, tmp_path: Path) -> None:
     net = ovsnet
     store = open_store(net.statestore)
