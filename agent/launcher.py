@@ -192,6 +192,9 @@ class DockerLauncher:
                   "--bridge", self.dconf.bridge], timeout=60, env=self._env())
             port = _run([*attach, "port", name, *iface], env=self._env()).strip()
             pid = self._docker("inspect", "-f", "{{.State.Pid}}", cid).strip()
+            if pid in ("", "0"):  # the NF exited right away: say why instead of failing on nsenter
+                raise LaunchError(f"instance {draft.instance}: container exited at start; docker logs: "
+                                  f"{self._docker('logs', '--tail', '15', cid)}")
             link = _run(["nsenter", "-t", pid, "-n", "ip", "-o", "link", "show", self.dconf.container_ifname])
             mac = link.split("link/ether ")[1].split()[0] if "link/ether " in link else ""
             rec = replace(rec, ovs_port=port, mac=mac)

@@ -424,7 +424,9 @@ def host_run(
         check=False,
     )
     if check and cp.returncode != 0:
-        raise LabError(f"{host}: `{' '.join(argv)}` failed ({cp.returncode}): {cp.stderr.strip()}")
+        # --json commands report their error on stdout ({"error": ...}): show whichever says something
+        said = cp.stderr.strip() or cp.stdout.strip()[-2000:]
+        raise LabError(f"{host}: `{' '.join(argv)}` failed ({cp.returncode}): {said}")
     return cp.stdout
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import itertools
 import json
 import logging
@@ -69,6 +70,8 @@ class Instance:
         self._req = itertools.count(1)
 
     def start(self) -> None:
+        for ip in {self.cfg.data_ip, self.cfg.repl_bind}:
+            wait_for_address(ip, self.cfg.addr_wait_s)
         for i in range(self.cfg.workers):
             parent, child = self.ctx.Pipe()
             p = self.ctx.Process(target=_worker_main, args=(self.cfg, i, child), name=f"nf-worker-{i}",
@@ -232,6 +235,22 @@ class Instance:
             if p.is_alive():
                 p.kill()
                 p.join(1)
+
+
+def wait_for_address(ip: str, timeout_s: float) -> None:
+    """Until ``ip`` can be bound (it is configured on an interface here); ``OSError`` naming the
+    address after ``timeout_s``. The wildcard address returns at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((ip, 0))
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() >= deadline:
+                    raise OSError(exc.errno, f"{ip} is not configured on any interface "
+                                             f"(waited {timeout_s:.0f} s): {exc.strerror}") from exc
+        time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,6 +109,9 @@ class InstanceConfig:
     control_socket: str = ""
     control_tcp: str = ""
     statestore: str | None = None
+    #: seconds to wait at start until data_ip (and repl_ip) is configured on an interface: a Docker
+    #: instance gets its overlay port from the agent only after the container has started
+    addr_wait_s: float = 30.0
     engine: EngineConfig = field(default_factory=EngineConfig)
     nf: NFSection = field(default_factory=NFSection)
 

@@ -5,7 +5,6 @@ replacement secondary is started on another host through the agents."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ def test_kill_primary_under_traffic(deployed_service: dict[str, Any], lab_ops: L
     assert prim["host"] == HOST_A and sec["host"] == HOST_B
     traffic = lab_ops.start_traffic(RATE, COUNT, FLOWS)
     try:
-        time.sleep(4.0)
+        wait_for(lambda: len(lab_ops.flow_packets(prim["control"])) == FLOWS, 60, "every flow at the primary")
         pid = lab_ops.run(
             HOST_A, "docker", "inspect", "-f", "{{.State.Pid}}", f"deft-nf-{prim['instance']}"
         ).strip()

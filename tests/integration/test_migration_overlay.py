@@ -5,15 +5,14 @@ sink, and the target's per-flow state equals what the sink received."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
-from conftest import FLOW_GROUPS, HOST_A, HOST_C, PY, SERVICE, LabOps
+from conftest import FLOW_GROUPS, HOST_A, HOST_C, PY, SERVICE, LabOps, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-FLOWS, COUNT, RATE = 8, 12000, 1500
+FLOWS, COUNT, RATE = 8, 15000, 1500
 TARGET = "counter-mig1"
 
 
@@ -45,7 +44,8 @@ def test_migrate_under_traffic_loses_nothing(deployed_service: dict[str, Any], l
     assert tgt["alive"] and tgt["endpoint"]["host"] == HOST_C
     traffic = lab_ops.start_traffic(RATE, COUNT, FLOWS)
     try:
-        time.sleep(3.0)
+        # orchestration over SSH takes seconds on a loaded machine: move once every flow is live
+        wait_for(lambda: len(lab_ops.flow_packets(prim["control"])) == FLOWS, 60, "every flow at the primary")
         out = lab_ops.ssh(
             HOST_A,
             f"{PY} -m agent migrate -i {prim['instance']} --to {HOST_C} "
