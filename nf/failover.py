@@ -179,6 +179,8 @@ class FailoverOrchestrator:
         sec: Endpoint | None = None
         for i, cand in enumerate(view.secondaries):
             epoch = self.store.takeover(lease_key, cand.instance, expected, self.lease_ttl_ms)
+            if epoch is None and i == 0:
+                epoch, expected = self._retake_stuck(lease_key, cand, expected)
             if epoch is None:
                 if i == 0:
                     log.info("lease %s: another detector failed over first", view.lease)
@@ -226,6 +228,19 @@ class FailoverOrchestrator:
                 log.error("lease %s: could not create a new secondary: %s", view.lease, exc)
         self.reports.append(rep)
         return rep
+
+    def _retake_stuck(self, lease_key: str, cand: Endpoint, expected: int) -> tuple[int | None, int]:
+        """A failover whose promotion failed (the secondary was unreachable then) has bumped the
+        lease but never re-steered, so the steering view still shows the old epoch and every later
+        CAS from it fails: the lease would stay stuck. Once that lease expired unrenewed (no
+        detector is still promoting under it), take it over from its epoch. Returns ``(epoch or
+        None, expected epoch used)``."""
+        cur = self.store.current(lease_key)
+        if cur is None or cur.owner is not None or cur.epoch <= expected:
+            return None, expected
+        log.warning("lease %s: an earlier failover to epoch %d never completed; retaking it for %s",
+                    lease_key, cur.epoch, cand.instance)
+        return self.store.takeover(lease_key, cand.instance, cur.epoch, self.lease_ttl_ms), cur.epoch
 
     def _fence(self, old: Endpoint, epoch: int, lease: str) -> None:
         try:
