@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
 
+POLICY_RC_TEXT = (
+    "#!/bin/sh\n# Installed by `deftctl lab up` (DEFT-RL): lab hosts share the dpkg database, so package\n"
+    "# installs must not start daemons; the Ansible services role runs them. Removed by `deftctl lab down`.\n"
+    "exit 101\n"
+)
+
 #: Socket buffer sizes (bytes) the lab raises machine-wide. On a server the ``common`` role sets these
 #: per host; the lab's hosts share one kernel where ``net.core.*`` is read-only inside a network
 #: namespace, so ``lab up`` sets them for all hosts. Why it matters: the userspace OVS datapath reads
@@ -81,11 +87,6 @@ def restore_sysctls(before: dict[str, str]) -> None:
     for name, value in before.items():
         _sysctl_path(name).write_text(value + "\n")
         log.info("restored %s=%s", name, value)
-POLICY_RC_TEXT = (
-    "#!/bin/sh\n# Installed by `deftctl lab up` (DEFT-RL): lab hosts share the dpkg database, so package\n"
-    "# installs must not start daemons; the Ansible services role runs them. Removed by `deftctl lab down`.\n"
-    "exit 101\n"
-)
 
 
 class LabError(RuntimeError):

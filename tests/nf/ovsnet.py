@@ -16,8 +16,10 @@ from nfnet import CLIENT, NF_IPS, SERVERS, NFNet
 
 from lab import netns
 from lab.netns import Topology
-from nf.launcher import HostSlot
+from nf.launcher import HostSlot, ProcessLauncher
 from nf.ovsctl import LocalOvs, OvsSwitch
+from nf.store import StoreConfig, open_store
+from nf.store.base import StateStore
 from nf.store.localredis import LocalRedis
 
 STORE_IP = "10.98.0.254"
@@ -102,3 +104,14 @@ def root_store(net: NFNet, tmp: Path) -> tuple[LocalRedis, Path]:
     path.write_text(yaml.safe_dump({"backend": "redis", "endpoints": [srv.endpoint], "retry_ms": 2000}))
     return srv, path
 
+
+
+def root_launcher(
+    net: NFNet, tmp: Path, names: tuple[str, ...]
+) -> tuple[LocalRedis, StateStore, ProcessLauncher]:
+    """:func:`root_store` plus a client of it and a process launcher with one slot ``h<i>`` per
+    instance namespace in ``names`` (host index i, 1-based): the set-up of the failover tests."""
+    srv, _yml = root_store(net, tmp)
+    store = open_store(StoreConfig(backend="redis", endpoints=(srv.endpoint,)))
+    slots = [HostSlot(f"h{i}", i, NF_IPS[n], ns=net.ns[n]) for i, n in enumerate(names, start=1)]
+    return srv, store, ProcessLauncher(slots, tmp / "inst", store=store)

@@ -10,13 +10,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from nfnet import NF_IPS, NFNet, wait_for
-from ovsnet import root_store
+from nfnet import NFNet, wait_for
+from ovsnet import root_launcher
 
 from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector
-from nf.launcher import HostSlot, LaunchSpec, ProcessLauncher
+from nf.launcher import LaunchSpec
 from nf.steering import SteeringEntry, SteeringTable
-from nf.store import StoreConfig, open_store
 from nf.store import keys as keyspace
 
 ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
@@ -25,10 +24,7 @@ ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
 @pytest.mark.netns
 def test_unanswered_promotion_is_retried(nfnet3: NFNet, tmp_path: Path) -> None:
     net = nfnet3
-    srv, _yml = root_store(net, tmp_path)
-    store = open_store(StoreConfig(backend="redis", endpoints=(srv.endpoint,)))
-    slots = [HostSlot(f"h{i}", i, NF_IPS[n], ns=net.ns[n]) for i, n in enumerate(("p", "s"), start=1)]
-    launcher = ProcessLauncher(slots, tmp_path / "inst", store=store)
+    srv, store, launcher = root_launcher(net, tmp_path, ("p", "s"))
     fdu: FailureDetector | None = None
     spid = 0
     try:
