@@ -26,19 +26,21 @@ import yaml
 from deftctl.playbook import PlaybookRun, run_playbook
 from lab import lifecycle
 
-#: The cross-host suite is opt-in until it passes reliably on the lab: the service deploys and carries
-#: traffic (see docs/nf-dataplane.md), but the pytest runs have not yet passed end to end.
+#: Tests of this suite that stay opt-in (set DEFT_INTEGRATION=1 to run them too), with the reason.
+#: Delivery and migration run in every `python3 -m pytest`; the kill -9 failover across hosts passed
+#: 5 of 6 runs on the lab (2026-12-03) and is kept out of CI until its failure is understood; the
+#: same failover is covered in CI on netns topologies (tests/nf/test_failover_e2e.py).
 RUN_ENV = "DEFT_INTEGRATION"
+OPT_IN = {"test_failover_overlay.py": "cross-host kill -9 failover passed 5/6 on the lab; opt-in"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get(RUN_ENV) == "1":
         return
-    skip = pytest.mark.skip(reason=f"cross-host DEFT service suite is opt-in: set {RUN_ENV}=1 to run it")
-    here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(skip)
+        path = Path(str(item.fspath))
+        if path.parent == Path(__file__).parent and path.name in OPT_IN:
+            item.add_marker(pytest.mark.skip(reason=f"{OPT_IN[path.name]} (set {RUN_ENV}=1 to run it)"))
 
 
 SERVICE = "counter"
