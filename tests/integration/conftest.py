@@ -3,9 +3,10 @@
 ``deployed_service`` runs ``playbooks/nf.yml`` (the ``nf`` role, also the last step of site.yml)
 with one declared service - a ``counter`` pair, primary on nfv1, secondary on nfv2, 16 flow
 groups - on top of ``provisioned_lab`` (site.yml once per session), and undeploys it afterwards
-(``python -m deploy remove``: steering deleted, containers stopped by their agents) even when the
-test failed. :class:`LabOps` runs commands with a lab host's view (``lab.lifecycle.host_run``) and
-bounded traffic runs (``deftctl traffic run`` over the overlay, through the client's stamper).
+(``python -m deploy remove``: steering deleted, containers stopped by their agents; then
+``playbooks/nf.yml`` without the service stops its stamper) even when the test failed.
+:class:`LabOps` runs commands with a lab host's view (``lab.lifecycle.host_run``) and bounded
+traffic runs (``deftctl traffic run`` over the overlay, through the client's stamper).
 """
 
 from __future__ import annotations
@@ -232,3 +233,8 @@ def deployed_service(
             lab_ops.deploy("remove", SERVICE)
         except Exception as exc:  # cleanup must not hide the test's own failure
             sys.stderr.write(f"undeploy {SERVICE} failed: {exc}\n")
+        # the declared state without the service: its stamper on the client stops, so the sink's
+        # overlay address is no longer routed into the stamper's TUN (later tests use that path)
+        run = run_playbook(lab_ops.inventory, "playbooks/nf.yml")
+        if not run.ok:
+            sys.stderr.write(f"playbooks/nf.yml without {SERVICE} failed:\n{_tail(run)}\n")
