@@ -140,8 +140,34 @@ def nf_stop(conf: AgentConfig, instance: str, grace_s: float = 5.0) -> dict[str,
         raise CommandError(str(exc)) from exc
     with reg.transaction() as recs:
         recs.pop(instance, None)
+    if conf.register_in_store:
+        unregister_from_store(conf, instance)
     _event(conf, "nf_stop", f"stopped {instance}", f"{rec.launcher} launcher", instance, True, t0)
     return {"instance": instance, "stopped": True}
+
+
+def unregister_from_store(conf: AgentConfig, instance: str) -> None:
+    """Drop a stopped instance's ``instance/<id>`` entry (only if it names this host): migration and
+    failover pick targets from that registry, and a stale entry would make them pick a dead one. A
+    store that cannot be reached is logged, not raised: the instance is stopped either way."""
+    from nf.launcher import forget_instance, lookup_instance  # noqa: PLC0415
+    from nf.store.base import StoreError  # noqa: PLC0415
+
+    try:
+        store = _open_store(conf)
+    except CommandError as exc:
+        log.warning("stopped %s, but could not unregister it: %s", instance, exc)
+        return
+    try:
+        found = lookup_instance(store, instance)
+        if found is not None and found[1].host == conf.hostname:
+            forget_instance(store, instance)
+    except StoreError as exc:
+        log.warning("stopped %s, but could not unregister it from the store: %s", instance, exc)
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
 
 
 def nf_list(conf: AgentConfig) -> list[dict[str, Any]]:

@@ -132,7 +132,8 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
     The query looks back ``2 * max(window_s, stale_after_s)`` so that stale telemetry is still found
     (and reported as stale: ``age_s``) instead of looking like an empty cluster; values are averaged
     over the ``window_s`` before the newest point. ``client`` is an ``agent.query.QueryClient``
-    (``rows(influxql)``). Hosts are the configured ones plus any host seen in telemetry; a host with
+    (``rows(influxql)``). Hosts are the configured ones (points of other hosts, e.g. traffic hosts'
+    agents, are ignored), or every host seen in telemetry when none is configured; a host with
     neither a ``host`` point nor an NF in the window is down.
     """
     now_ns = now_ns or time.time_ns()
@@ -147,6 +148,11 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
     nf_rows = [r for r in nf_rows if int(r["time"]) >= since]
     host_rows = [r for r in host_rows if int(r["time"]) >= since]
     hosts = [h.name for h in cfg.hosts]
+    if hosts:
+        # only the configured NFV hosts: agents on traffic hosts and the controller report `host`
+        # points too, and they must never become placement targets
+        host_rows = [r for r in host_rows if r.get("host") in hosts]
+        nf_rows = [r for r in nf_rows if r.get("host") in hosts]
     for r in [*host_rows, *nf_rows]:
         if r.get("host") and r["host"] not in hosts:
             hosts.append(str(r["host"]))

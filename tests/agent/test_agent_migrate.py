@@ -52,3 +52,22 @@ def test_migrate_moves_groups_and_repoints_steering(tmp_path: Path, influxdb_tel
     rows = QueryClient(influxdb_telemetry).rows(
         "SELECT \"title\", \"ok\", \"src_host\", \"dst_host\" FROM \"event\" WHERE \"kind\" = 'migration'")
     assert [(r["ok"], r["src_host"], r["dst_host"]) for r in rows] == [(True, "ag-h1", "ag-h2")]
+
+
+def test_stopped_instance_is_no_longer_a_target(tmp_path: Path, influxdb_telemetry, redis_config,
+                                                write_agent_files, cleanup_instances) -> None:
+    """``nf stop`` drops the instance from the store's registry: a later ``migrate --to`` that host
+    finds only the live instance there (a stale entry made it refuse: 'need exactly one')."""
+    store_yml = tmp_path / "statestore.yml"
+    store_yml.write_text(yaml.safe_dump(to_dict(redis_config)))
+    path = write_agent_files(tmp_path / "ag-h3", influxdb_telemetry, host="ag-h3", host_index=0,
+                             control_port_base=free_port(), port_base=random.randrange(40000, 50000, 1000),
+                             statestore=str(store_yml), register_in_store=True, data_ip="127.0.0.1")
+    conf = load_agent(path)
+    cleanup_instances.append(conf)
+    commands.nf_start(conf, "ag-old", "counter", service="ag-svc2")
+    commands.nf_start(conf, "ag-new", "counter", service="ag-svc2")
+    commands.nf_stop(conf, "ag-old")
+    store = open_store(redis_config)
+    assert store.get("instance/ag-old") is None and store.get("instance/ag-new") is not None
+    assert commands._target_endpoint(store, "ag-h3", None, "x").instance == "ag-new"

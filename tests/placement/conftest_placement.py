@@ -31,6 +31,8 @@ def write_agent_telemetry(tel: TelemetryConfig, age_s: float = 0.0) -> None:
         t = now - (4 - k) * 1_000_000_000
         for h in HOSTS:
             pts.append(make_point("host", {"host": h}, {"cpu_percent": 50.0, "cpu_count": 2}, t))
+        # an idle traffic host's agent reports too: it is not an NFV host and never a target
+        pts.append(make_point("host", {"host": "sink"}, {"cpu_percent": 1.0, "cpu_count": 2}, t))
         for inst, (h, pps) in LOAD.items():
             pts.append(
                 make_point(
