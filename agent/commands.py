@@ -154,20 +154,12 @@ def unregister_from_store(conf: AgentConfig, instance: str) -> None:
     from nf.store.base import StoreError  # noqa: PLC0415
 
     try:
-        store = _open_store(conf)
-    except CommandError as exc:
-        log.warning("stopped %s, but could not unregister it: %s", instance, exc)
-        return
-    try:
-        found = lookup_instance(store, instance)
-        if found is not None and found[1].host == conf.hostname:
-            forget_instance(store, instance)
-    except StoreError as exc:
-        log.warning("stopped %s, but could not unregister it from the store: %s", instance, exc)
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+        with _open_store(conf) as store:
+            found = lookup_instance(store, instance)
+            if found is not None and found[1].host == conf.hostname:
+                forget_instance(store, instance)
+    except (CommandError, StoreError) as exc:
+        log.warning("stopped %s, but could not unregister it from the state store: %s", instance, exc)
 
 
 def nf_list(conf: AgentConfig) -> list[dict[str, Any]]:

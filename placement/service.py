@@ -153,9 +153,10 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
         # points too, and they must never become placement targets
         host_rows = [r for r in host_rows if r.get("host") in hosts]
         nf_rows = [r for r in nf_rows if r.get("host") in hosts]
-    for r in [*host_rows, *nf_rows]:
-        if r.get("host") and r["host"] not in hosts:
-            hosts.append(str(r["host"]))
+    else:
+        for r in [*host_rows, *nf_rows]:
+            if r.get("host") and r["host"] not in hosts:
+                hosts.append(str(r["host"]))
     newest = 0
     cpu: dict[str, list[float]] = defaultdict(list)
     for r in host_rows:

@@ -105,7 +105,6 @@ def root_store(net: NFNet, tmp: Path) -> tuple[LocalRedis, Path]:
     return srv, path
 
 
-
 def root_launcher(
     net: NFNet, tmp: Path, names: tuple[str, ...]
 ) -> tuple[LocalRedis, StateStore, ProcessLauncher]:
