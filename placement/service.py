@@ -139,7 +139,7 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
     now_ns = now_ns or time.time_ns()
     w = f"{math.ceil(2 * max(cfg.window_s, cfg.stale_after_s))}s"
     nf_rows = client.rows(
-        f'SELECT "processed_pps", "latency_ms", "up" FROM "nf" WHERE time > now() - {w} '
+        f'SELECT "processed_pps", "drops_pps", "latency_ms", "up" FROM "nf" WHERE time > now() - {w} '
         f'AND "role" != \'secondary\' GROUP BY "host", "instance"'
     )
     host_rows = client.rows(f'SELECT "cpu_percent" FROM "host" WHERE time > now() - {w} GROUP BY "host"')
@@ -170,7 +170,9 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
         if int(r["time"]) >= d["t"]:  # the newest point decides where the instance is now
             d["t"], d["host"] = int(r["time"]), r["host"]
         if r.get("processed_pps") is not None:
-            d["rate"].append(float(r["processed_pps"]))
+            # offered load = processed + input-buffer drops: a saturated NF processes at its host's
+            # capacity, and only its drops show how much more it is asked to carry
+            d["rate"].append(float(r["processed_pps"]) + float(r.get("drops_pps") or 0.0))
         if r.get("latency_ms") is not None:
             d["lat"].append(float(r["latency_ms"]))
     vnfs = sorted(inst)

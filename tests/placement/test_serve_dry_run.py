@@ -6,16 +6,20 @@ agent.writer); the service then reads them with InfluxQL, builds THE observation
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from conftest_placement import HOSTS
 from conftest_placement import service_config as _config
 from conftest_placement import write_agent_telemetry as _write_telemetry
 
 from agent.config import TelemetryConfig
 from agent.query import QueryClient
+from agent.schema import make_point
+from agent.writer import make_writer
 from placement.policies import DEFAULT_MODEL
-from placement.service import run_service
+from placement.service import read_telemetry, run_service
 
 
 @pytest.mark.parametrize("policy", ["least-loaded", "rl"])
@@ -58,3 +62,33 @@ def test_stale_telemetry_falls_back_to_heuristic(tmp_path: Path, influxdb_teleme
     [d] = run_service(cfg, dry_run=True, once=True)
     assert d.policy == "least-loaded" and "telemetry stale" in d.reason
     assert d.src_host == "nfv1"
+
+
+def test_drops_count_as_offered_load(tmp_path: Path, influxdb_telemetry: TelemetryConfig) -> None:
+    """A CPU-starved NF processes at its host's capacity; only its input-buffer drops show the rest
+    of its demand. On nfv1 `hot` processes 50 kpps and drops 20 kpps, `warm` processes 20 kpps:
+    by processed packets alone nfv1 is at 70 % (under the 80 % threshold, nothing to do); with the
+    drops it carries 90 kpps and the service must move an NF off it."""
+    now = time.time_ns()
+    load = {"hot": ("nfv1", 50000.0, 20000.0), "warm": ("nfv1", 20000.0, 0.0), "cold": ("nfv2", 1000.0, 0.0)}
+    pts = []
+    for k in range(5):
+        t = now - (4 - k) * 1_000_000_000
+        for h in HOSTS:
+            pts.append(make_point("host", {"host": h}, {"cpu_percent": 50.0, "cpu_count": 2}, t))
+        for inst, (h, pps, drops) in load.items():
+            pts.append(
+                make_point(
+                    "nf",
+                    {"host": h, "instance": inst, "nf_type": "counter", "role": "primary"},
+                    {"up": True, "processed_pps": pps, "drops_pps": drops, "latency_ms": 5.0},
+                    t,
+                )
+            )
+    make_writer(influxdb_telemetry).write([p.to_line() for p in pts])
+    cfg = _config(tmp_path, influxdb_telemetry, policy="least-loaded")
+    view = read_telemetry(QueryClient(influxdb_telemetry), cfg)
+    assert view.snapshot.vnf_rate_pps[0, view.vnfs.index("hot")] == pytest.approx(70000.0)
+    assert view.snapshot.host_pps[0, view.hosts.index("nfv1")] == pytest.approx(90000.0)
+    [d] = run_service(cfg, dry_run=True, once=True)
+    assert d.instance in ("hot", "warm") and d.src_host == "nfv1" and d.dst_host == "nfv3", d
