@@ -135,6 +135,7 @@ def fdu(
     timeout_ms: float = typer.Option(100.0, help="Heartbeat timeout (ms)."),
     misses: int = typer.Option(3, help="Missed heartbeats that declare a primary failed."),
     lease_ttl_ms: int = typer.Option(2000, help="Lease TTL (ms), renewed on every answered heartbeat."),
+    stall_ms: float = typer.Option(3000.0, help="A worker without progress this long (ms) is a failure."),
 ) -> None:
     """Failure detector (nf.failover) whose replacement secondaries are started by the agents."""
     from deploy.launcher import AgentLauncher  # noqa: PLC0415
@@ -142,7 +143,7 @@ def fdu(
 
     cfg = _load(config, False)
     try:
-        dcfg = DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, replace_secondary=True)
+        dcfg = DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, stall_ms, replace_secondary=True)
     except ValueError as exc:
         _fail(str(exc), False)
     store = _open_store(cfg, False)

@@ -10,8 +10,11 @@ line, one answer per line, any number of requests per connection::
 Commands (instance-wide; the instance fans them out to every worker and merges the answers):
 
 =================  ==========================================================================
+``ping``           liveness, answered by the instance's main process without asking the workers
+                   (so never queued behind packets): ``workers_alive``, ``progress_age_ms`` (the
+                   slowest worker's last loop iteration) - what the failure detector polls
 ``status``         role, lease, epoch, fenced, flows, per-worker replication channels (lag, last
-                   heard ms) — what the failure detector and the agent poll
+                   heard ms) — what the agent polls
 ``metrics``        DEFT's metric set + FT counters (``nf.metrics.summarize``) and ``raw`` counters
 ``promote``        ``epoch`` (int, required), ``lease`` (default: own): secondary -> primary; the
                    replica flows are owned and their uncommitted buffered input is replayed in order
@@ -38,7 +41,7 @@ import json
 import socket
 from typing import Any
 
-COMMANDS: tuple[str, ...] = ("status", "metrics", "promote", "fence", "add_replica", "remove_replica",
+COMMANDS: tuple[str, ...] = ("ping", "status", "metrics", "promote", "fence", "add_replica", "remove_replica",
                              "export_state", "import_state", "handover", "drain", "shutdown")
 
 
@@ -90,6 +93,9 @@ class ControlClient:
         if not ans.get("ok"):
             raise ControlError(f"control {self.address}: {cmd}: {ans.get('error')}")
         return ans.get("result")
+
+    def ping(self) -> dict[str, Any]:
+        return dict(self.call("ping"))
 
     def status(self) -> dict[str, Any]:
         return dict(self.call("status"))

@@ -116,12 +116,17 @@ class PendingOp:
 class Worker:
     """One worker process; see the module docstring."""
 
-    def __init__(self, cfg: InstanceConfig, idx: int, ctl: Connection | None, store: Any = None) -> None:
+    def __init__(self, cfg: InstanceConfig, idx: int, ctl: Connection | None, store: Any = None,
+                 progress: Any = None) -> None:
         self.cfg = cfg
         self.ecfg = cfg.engine
         self.idx = idx
         self.ctl = ctl
         self.store = store
+        #: shared array (``multiprocessing.RawArray('d')``, one slot per worker) where the loop stamps
+        #: ``time.monotonic()`` each iteration: the instance's ``ping`` tells a busy worker (recent
+        #: stamp, answers slowly) from a hung one (old stamp) without queuing behind its packets
+        self.progress = progress
         self.m = Metrics()
         self.c = self.m.c
         self.role = cfg.role
@@ -220,7 +225,10 @@ class Worker:
         ctl_fd = self.ctl.fileno() if self.ctl is not None else -1
         registered: dict[int, int] = {}
         inbound = self.inbound
+        progress, idx = self.progress, self.idx
         while self.running:
+            if progress is not None:
+                progress[idx] = time.monotonic()
             want: dict[int, int] = {data_fd: select.POLLIN, dup_fd: select.POLLIN, lst_fd: select.POLLIN}
             if ctl_fd >= 0:
                 want[ctl_fd] = select.POLLIN

@@ -48,7 +48,14 @@ log = logging.getLogger(__name__)
 class DetectorConfig:
     """Heartbeat settings: ``interval_ms`` between heartbeats, ``timeout_ms`` per heartbeat,
     ``miss_threshold`` consecutive misses that declare failure, ``lease_ttl_ms`` of the primary's
-    lease (renewed on every answered heartbeat)."""
+    lease (renewed on every healthy heartbeat), ``stall_ms``: a heartbeat whose answer says a worker
+    has not gone round its loop for this long counts as a miss (a hung worker).
+
+    A heartbeat is the instance's ``ping``, answered by its main process: a primary that is alive
+    but saturated (a CPU-starved host, a deep input queue) answers at once, so overload is never
+    mistaken for failure. Polling ``status`` instead (answered by the workers, behind their
+    packets) made a CPU-capped primary on the lab miss 3 heartbeats under a load shift and fail
+    over, then its successors in turn (placement/README.md, "live load shift")."""
 
     interval_ms: float = 50.0
     #: a busy instance answers ``status`` within a few ms; 100 ms keeps a loaded host from being
@@ -56,6 +63,8 @@ class DetectorConfig:
     timeout_ms: float = 100.0
     miss_threshold: int = 3
     lease_ttl_ms: int = 2000
+    #: > 1 s: an idle worker wakes at least once a second
+    stall_ms: float = 3000.0
     #: create a replacement secondary after a failover
     replace_secondary: bool = True
 
@@ -66,6 +75,8 @@ class DetectorConfig:
             raise ValueError(f"miss_threshold must be >= 1, got {self.miss_threshold}")
         if self.lease_ttl_ms <= self.interval_ms * self.miss_threshold:
             raise ValueError("lease_ttl_ms must exceed interval_ms x miss_threshold")
+        if self.stall_ms <= 1000.0:
+            raise ValueError(f"stall_ms must exceed 1000 (an idle worker's wake-up), got {self.stall_ms}")
 
 
 @dataclass
@@ -341,11 +352,15 @@ class FailureDetector:
                 client = ControlClient(v.primary.control, timeout_s=self.cfg.timeout_ms / 1000.0)
             assert client is not None
             try:
-                client.status()
+                beat = client.ping()
+                if float(beat.get("progress_age_ms", 0.0)) > self.cfg.stall_ms:
+                    raise ControlError(f"{v.primary.instance}: a worker made no progress for "
+                                       f"{beat['progress_age_ms']:.0f} ms")
                 self.heartbeats += 1
                 misses = 0
                 self._renew(v)
-            except ControlError:
+            except ControlError as exc:
+                log.info("FDU: heartbeat of %s missed: %s", v.primary.instance, exc)
                 client.close()
                 misses += 1
                 self.misses += 1

@@ -42,13 +42,13 @@ def _open_store(cfg: InstanceConfig) -> Any:
     return open_store(None if cfg.statestore == "default" else cfg.statestore)
 
 
-def _worker_main(cfg: InstanceConfig, idx: int, conn: Connection) -> None:
+def _worker_main(cfg: InstanceConfig, idx: int, conn: Connection, progress: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from nf.engine import Worker  # noqa: PLC0415 - import after fork keeps the parent light
     store = _open_store(cfg)
     try:
-        w = Worker(cfg, idx, conn, store)
+        w = Worker(cfg, idx, conn, store, progress)
     except Exception as exc:
         conn.send((0, False, f"worker {idx}: {type(exc).__name__}: {exc}"))
         raise
@@ -68,14 +68,17 @@ class Instance:
         self.stop = threading.Event()
         self.servers: list[socketserver.BaseServer] = []
         self._req = itertools.count(1)
+        #: time.monotonic() of each worker's latest loop iteration (written by the workers)
+        self.progress: Any = self.ctx.RawArray("d", max(1, cfg.workers))
 
     def start(self) -> None:
         for ip in {self.cfg.data_ip, self.cfg.repl_bind}:
             wait_for_address(ip, self.cfg.addr_wait_s)
         for i in range(self.cfg.workers):
             parent, child = self.ctx.Pipe()
-            p = self.ctx.Process(target=_worker_main, args=(self.cfg, i, child), name=f"nf-worker-{i}",
-                                 daemon=True)
+            self.progress[i] = time.monotonic()
+            p = self.ctx.Process(target=_worker_main, args=(self.cfg, i, child, self.progress),
+                                 name=f"nf-worker-{i}", daemon=True)
             p.start()
             self.procs.append(p)
             self.pipes.append(parent)
@@ -144,6 +147,8 @@ class Instance:
     def command(self, cmd: str, args: dict[str, Any]) -> Any:
         if cmd not in COMMANDS:
             raise ValueError(f"unknown command {cmd!r} (known: {', '.join(COMMANDS)})")
+        if cmd == "ping":
+            return self.ping()
         if cmd == "promote" and "epoch" not in args:
             raise ValueError("promote: 'epoch' is required")
         if cmd == "fence" and "epoch" not in args:
@@ -176,6 +181,17 @@ class Instance:
         if cmd == "shutdown":
             self.stop.set()
         return self._merge(cmd, results)
+
+    def ping(self) -> dict[str, Any]:
+        """Liveness without the data path: answered by this (lightly loaded) main process, never
+        queued behind a worker's packets. The instance is fail-stop on a worker's death (``wait``),
+        so an answer means every worker process exists; ``progress_age_ms`` is how long ago the
+        slowest worker last went round its loop (an idle worker wakes at least every second)."""
+        now = time.monotonic()
+        ages = [1e3 * (now - self.progress[i]) for i in range(len(self.procs))]
+        return {"instance": self.cfg.name, "pid": os.getpid(),
+                "workers_alive": sum(1 for p in self.procs if p.is_alive()),
+                "workers": len(self.procs), "progress_age_ms": round(max(ages, default=0.0), 1)}
 
     def _merge(self, cmd: str, results: list[Any]) -> Any:
         if cmd == "metrics":

@@ -223,3 +223,46 @@ def serve(
         run_service(cfg, dry_run=dry_run, once=once)
     except ServiceError as exc:
         _fail(str(exc))
+
+
+@app.command()
+def shift(
+    inventory: Path = typer.Option(Path("inventory/lab"), "--inventory", "-i", help="Provisioned inventory."),
+    policies: str = typer.Option(
+        "static,rl", help="Comma-separated policies, each run on a fresh deployment."
+    ),
+    small_cpus: float = typer.Option(0.1, help="CPU cap (CPUs) of the first NFV host's containers."),
+    small_capacity: float = typer.Option(4000.0, help="Capacity (pps) the service is told that host has."),
+    base_pps: float = typer.Option(1500.0, help="Offered rate before the shift (packets/s)."),
+    peak_pps: float = typer.Option(6000.0, help="Offered rate after the shift (packets/s)."),
+    shift_at: float = typer.Option(20.0, help="When the shift starts (s)."),
+    duration: float = typer.Option(80.0, help="Traffic duration per policy (s)."),
+    out: Path = typer.Option(Path("results/shift"), help="Report directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """Live load shift on a provisioned lab: DEFT static vs the placement policies, real packets
+    (see placement/shift.py); writes report.md, shift.png and results.json."""
+    from placement.shift import ShiftConfig, ShiftError, run_shift  # noqa: PLC0415
+
+    try:
+        cfg = ShiftConfig(
+            inventory=inventory,
+            policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
+            small_cpus=small_cpus,
+            small_capacity_pps=small_capacity,
+            base_pps=base_pps,
+            peak_pps=peak_pps,
+            shift_at_s=shift_at,
+            duration_s=duration,
+            out=out,
+        )
+        runs, report = run_shift(cfg)
+    except (ShiftError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in runs], indent=2))
+    else:
+        typer.echo(report.read_text())
+    if any(r.error for r in runs):
+        raise typer.Exit(1)

@@ -99,6 +99,20 @@ def _strip_prefix(ip: str) -> str:
     return ip.split("/", 1)[0] if ip else ""
 
 
+def _host(name: str, hv: dict[str, Any], role: str) -> TrafficHost:
+    ssh_host = str(hv.get("ansible_host", name))
+    opts = ssh_options(hv)
+    return TrafficHost(
+        name=name, role=role, ssh_host=ssh_host, ssh_port=int(hv.get("ansible_port", 22)),
+        ssh_user=str(hv.get("ansible_user", "root")),
+        key_file=str(hv.get("ansible_ssh_private_key_file", "")),
+        mgmt_ip=ssh_host, overlay_ip=_strip_prefix(str(hv.get("overlay_ip", ""))),
+        deftctl=str(hv.get("deftctl_bin", "")),
+        known_hosts=opts.get("userknownhostsfile", ""),
+        strict_host_keys=opts.get("stricthostkeychecking", "").lower() == "yes",
+    )
+
+
 def traffic_hosts(path: Path | str) -> list[TrafficHost]:
     """The ``traffic`` group's hosts with their roles; errors name the host and the missing var."""
     data = load_inventory(path)
@@ -112,17 +126,16 @@ def traffic_hosts(path: Path | str) -> list[TrafficHost]:
         role = str(hv.get("traffic_role", ""))
         if role not in ROLES:
             raise InventoryError(f"{path}: host {n}: traffic_role {role!r} must be client or sink")
-        ssh_host = str(hv.get("ansible_host", n))
-        opts = ssh_options(hv)
-        hosts.append(
-            TrafficHost(
-                name=n, role=role, ssh_host=ssh_host, ssh_port=int(hv.get("ansible_port", 22)),
-                ssh_user=str(hv.get("ansible_user", "root")),
-                key_file=str(hv.get("ansible_ssh_private_key_file", "")),
-                mgmt_ip=ssh_host, overlay_ip=_strip_prefix(str(hv.get("overlay_ip", ""))),
-                deftctl=str(hv.get("deftctl_bin", "")),
-                known_hosts=opts.get("userknownhostsfile", ""),
-                strict_host_keys=opts.get("stricthostkeychecking", "").lower() == "yes",
-            )
-        )
+        hosts.append(_host(n, hv, role))
     return hosts
+
+
+def group_members(path: Path | str, group: str) -> list[TrafficHost]:
+    """Any group's hosts with their SSH settings (``role`` empty), e.g. ``nfv`` or ``controller``
+    for commands that drive NF hosts the same way traffic runs drive traffic hosts."""
+    data = load_inventory(path)
+    names = group_hosts(data, group)
+    if not names:
+        raise InventoryError(f"{path}: group {group!r} has no hosts")
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+    return [_host(n, hostvars.get(n, {}), "") for n in names]
