@@ -129,17 +129,19 @@ def evaluate(
 
 @app.command()
 def train(
-    iterations: int = typer.Option(60, help="PPO iterations (one episode on --envs seeds each)."),
-    bc_iterations: int = typer.Option(6, help="Behaviour-cloning warm-start iterations (0 = off)."),
-    bc_teacher: str = typer.Option("least-loaded", help="Heuristic (or ilp) imitated in the warm start."),
-    envs: int = typer.Option(32, help="Parallel simulated clusters per iteration."),
+    iterations: int = typer.Option(0, help="PPO iterations after imitation (one episode per iteration)."),
+    bc_iterations: int = typer.Option(130, help="DAgger imitation iterations (0 = off)."),
+    bc_teacher: str = typer.Option(
+        "auto", help="Teacher: a policy name, least-loaded@T/M, or auto (best of the pool per scenario)."
+    ),
+    envs: int = typer.Option(16, help="Parallel simulated clusters per iteration."),
     seed: int = typer.Option(1, help="Training seed (torch + scenario seeds)."),
-    scenarios: str = typer.Option("", help="Comma-separated training scenarios (default: all *-small)."),
+    scenarios: str = typer.Option("", help="Comma-separated training scenarios (default: all 13 shipped)."),
     out: Path = typer.Option(Path("runs/placement/model.pt"), help="Checkpoint path (best: <stem>-best.pt)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train the RL placement policy with PPO on the simulator (CleanRL-style loop)."""
-    from placement.train import SMALL_SCENARIOS, TrainConfig  # noqa: PLC0415
+    """Train the RL placement policy on the simulator: DAgger imitation, then optional PPO."""
+    from placement.train import ALL_SCENARIOS, TrainConfig  # noqa: PLC0415
     from placement.train import train as run_train  # noqa: PLC0415
 
     cfg = TrainConfig(
@@ -149,7 +151,7 @@ def train(
         num_envs=envs,
         seed=seed,
         out=out,
-        scenarios=[s for s in scenarios.split(",") if s] or list(SMALL_SCENARIOS),
+        scenarios=[s for s in scenarios.split(",") if s] or list(ALL_SCENARIOS),
     )
     try:
         best = run_train(cfg, progress=progress)

@@ -1,16 +1,23 @@
-"""PPO training of the placement policy, CleanRL-style: one readable loop, top to bottom.
+"""Training of the placement policy, CleanRL-style: one readable loop per phase, top to bottom.
 
-1. (optional) behaviour-cloning warm start: run a teacher heuristic on the simulator and fit the
-   network to its moves (cross-entropy), so PPO starts from "competent" instead of "random";
-2. PPO with action masking: each iteration runs one full episode of one training scenario on
-   ``num_envs`` seeds at once (the simulator is vectorised), computes GAE advantages from the
-   per-step reward ``-cost * reward_scale / n_hosts``, and does ``update_epochs`` clipped updates.
+1. imitation by DAgger: every iteration runs one episode of one training scenario on ``num_envs``
+   seeds; each environment follows the teacher with probability ``beta`` per step and the network
+   (greedy) otherwise, ``beta`` falling linearly from 1 to 0 over ``dagger_beta_iterations``. Every
+   visited state is labelled with the teacher's move (no-op included) and kept in a bounded
+   per-scenario buffer; the network is fitted to all buffers by cross-entropy. The teacher is a fixed
+   heuristic, or with ``bc_teacher="auto"`` the member of ``teacher_pool`` with the lowest mean cost
+   on that scenario's *training* seeds (chosen once, before imitation). The network then learns the
+   states the teachers never visit, and one set of weights acts differently per cluster situation.
+2. (optional) PPO with action masking: one full episode per iteration, GAE advantages from the
+   per-step reward ``-cost * reward_scale / n_hosts``, ``update_epochs`` clipped updates.
 
 Training seeds start at ``TRAIN_SEED_BASE`` (10^6), the "best" checkpoint is chosen on validation
-seeds from ``VALIDATION_SEED_BASE`` (5 x 10^5), and evaluation reports use seeds below that, so
-every reported number is on worlds neither training nor model selection has seen. Scenarios rotate
-each iteration, so one network learns all of them. Checkpoints go to ``out`` (the last) and ``out``
-with ``-best`` (the best validation score).
+seeds from ``VALIDATION_SEED_BASE`` (5 x 10^5) by the geometric mean over scenarios of
+``(cost + 1) / (best heuristic cost + 1)`` (the +1 cost unit keeps near-zero-cost scenarios from
+dominating the selection), and evaluation reports use seeds below that, so every reported number is
+on worlds neither training nor model selection has seen. Scenarios rotate each iteration, so one
+network learns all of them. Checkpoints go to ``out`` (the last) and ``out`` with ``-best`` (the
+best validation score).
 """
 
 from __future__ import annotations
@@ -27,9 +34,18 @@ from tqdm import tqdm
 
 from placement.calibration import Calibration, load_calibration
 from placement.observation import pair_mask
-from placement.policies import make_policy
-from placement.policies.rl import NetConfig, RlPolicy, ScoringNet, TorchObs, save_checkpoint, to_moves
-from placement.scenario import Scenario, load_scenario
+from placement.policies import Policy, make_policy
+from placement.policies.heuristics import LeastLoadedPolicy
+from placement.policies.rl import (
+    NetConfig,
+    RlPolicy,
+    ScoringNet,
+    TorchObs,
+    load_checkpoint,
+    save_checkpoint,
+    to_moves,
+)
+from placement.scenario import Scenario, builtin_scenarios, load_scenario
 from placement.simulator import NOOP, ClusterSim
 
 log = logging.getLogger(__name__)
@@ -43,20 +59,40 @@ SMALL_SCENARIOS = [
     "hetero-small",
     "churn-small",
 ]
+ALL_SCENARIOS = [p.stem for p in builtin_scenarios()]
+# "least-loaded@T/M": least-loaded with overload trigger T (fraction) and hysteresis margin M
+TEACHER_POOL = (
+    "least-loaded",
+    "least-loaded@0.7/0.02",
+    "least-loaded@0.7/0.05",
+    "least-loaded@0.6/0.05",
+    "best-fit",
+    "first-fit",
+)
+HEURISTIC_REFERENCE = ("first-fit", "best-fit", "least-loaded", "thesis-80")  # the "best heuristic" set
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (saved inside the checkpoint)."""
 
-    scenarios: list[str] = field(default_factory=lambda: list(SMALL_SCENARIOS))
+    scenarios: list[str] = field(default_factory=lambda: list(ALL_SCENARIOS))
     seed: int = 1
-    iterations: int = 60  # PPO iterations (one full episode on num_envs seeds each)
-    num_envs: int = 32
-    bc_iterations: int = 6  # behaviour-cloning warm-start iterations (0 = off)
-    bc_teacher: str = "least-loaded"
-    bc_minibatch: int = 256  # samples per behaviour-cloning gradient step
-    learning_rate: float = 3e-4
+    iterations: int = 0  # PPO iterations after imitation (one full episode on num_envs seeds each)
+    num_envs: int = 16
+    bc_iterations: int = 130  # DAgger iterations (0 = off); one scenario episode each
+    bc_teacher: str = "auto"  # a policy name, "least-loaded@T/M", or "auto" (best of teacher_pool)
+    teacher_pool: list[str] = field(default_factory=lambda: list(TEACHER_POOL))
+    teacher_select_seeds: int = 8  # training seeds per scenario used to pick the "auto" teacher
+    dagger_beta_iterations: int = 39  # beta (teacher share) falls 1 -> 0 over these iterations
+    dagger_buffer: int = 4  # episodes kept per scenario in the imitation buffer
+    bc_steps: int = 60  # imitation gradient steps per iteration (spread over all scenario buffers)
+    bc_minibatch: int = 256  # samples per imitation gradient step (fewer on big clusters)
+    pair_budget: int = 1_000_000  # max V*H*samples per imitation minibatch (memory, time)
+    store_pairs: int = 20_000_000  # max V*H*states kept per imitation episode (states subsampled)
+    learning_rate: float = 3e-4  # imitation (Adam)
+    ppo_learning_rate: float = 5e-5  # PPO fine-tuning: small, so it refines the imitation policy
+    init_from: str = ""  # start from this checkpoint's weights (e.g. PPO fine-tuning only)
     gamma: float = 0.98
     gae_lambda: float = 0.95
     update_epochs: int = 4
@@ -68,7 +104,7 @@ class TrainConfig:
     reward_scale: float = 0.1  # reward = -step cost * reward_scale / n_hosts
     hidden: int = 64
     eval_seeds: int = 4  # validation seeds per scenario for the "best" checkpoint
-    eval_every: int = 6
+    eval_every: int = 13  # iterations between validation runs (imitation and PPO)
     out: Path = Path("runs/placement/model.pt")
     threads: int = 1  # torch intra-op threads; >1 only slows these small matrices down
 
@@ -91,27 +127,121 @@ def _episode_seeds(cfg: TrainConfig, it: int) -> list[int]:
     return list(range(base, base + cfg.num_envs))
 
 
-def evaluate_net(net: ScoringNet, scenarios: list[Scenario], seeds: list[int], cal: Calibration) -> float:
-    """Mean composite cost of the greedy policy over scenarios x seeds (lower is better)."""
-    pol = RlPolicy(net)
-    costs = []
-    for sc in scenarios:
-        sim = ClusterSim(sc, seeds, cal)
+def make_teacher(spec: str) -> Policy:
+    """A teacher policy by name; ``least-loaded@T/M`` is least-loaded with trigger T and margin M."""
+    if spec.startswith("least-loaded@"):
+        thr, margin = spec.split("@", 1)[1].split("/")
+        return LeastLoadedPolicy(threshold=float(thr), margin=float(margin))
+    return make_policy(spec)
+
+
+def policy_cost(pol: Policy, sc: Scenario, seeds: list[int], cal: Calibration) -> float:
+    """Mean composite cost of ``pol`` on ``sc`` over ``seeds`` (one simulator batch)."""
+    sim = ClusterSim(sc, seeds, cal)
+    pol.reset(sim.B)
+    obs = sim.observe()
+    while not sim.done:
+        sim.step(pol.decide(obs, pair_mask(obs)))
         obs = sim.observe()
-        while not sim.done:
-            sim.step(pol.decide(obs, pair_mask(obs)))
-            obs = sim.observe()
-        costs.append(float(sim.metrics.cost(cal).mean()))
-    return float(np.mean(costs))
+    return float(sim.metrics.cost(cal).mean())
+
+
+def reference_costs(scenarios: list[Scenario], seeds: list[int], cal: Calibration) -> dict[str, float]:
+    """Per scenario: the lowest mean cost of the reference heuristics (the "best heuristic")."""
+    return {
+        sc.name: min(policy_cost(make_policy(p), sc, seeds, cal) for p in HEURISTIC_REFERENCE)
+        for sc in scenarios
+    }
+
+
+def evaluate_net(
+    net: ScoringNet,
+    scenarios: list[Scenario],
+    seeds: list[int],
+    cal: Calibration,
+    reference: dict[str, float] | None = None,
+) -> float:
+    """Validation score of the greedy policy (lower is better).
+
+    With ``reference`` (best heuristic cost per scenario on the same seeds): the geometric mean of
+    ``(cost + 1) / (reference + 1)``; without: the plain mean composite cost over scenarios.
+    """
+    pol = RlPolicy(net)
+    costs = {sc.name: policy_cost(pol, sc, seeds, cal) for sc in scenarios}
+    if reference is None:
+        return float(np.mean(list(costs.values())))
+    ratios = [(costs[n] + 1.0) / (reference[n] + 1.0) for n in costs]
+    return float(np.exp(np.mean(np.log(ratios))))
+
+
+def pick_teachers(cfg: TrainConfig, scenarios: list[Scenario], cal: Calibration) -> dict[str, str]:
+    """Teacher per scenario: ``cfg.bc_teacher``, or for "auto" the pool member with the lowest mean
+    cost on ``teacher_select_seeds`` training seeds of that scenario."""
+    if cfg.bc_teacher != "auto":
+        return {sc.name: cfg.bc_teacher for sc in scenarios}
+    base = TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000  # training range, apart from the episodes
+    seeds = list(range(base, base + cfg.teacher_select_seeds))
+    out = {}
+    for sc in scenarios:
+        costs = {p: policy_cost(make_teacher(p), sc, seeds, cal) for p in cfg.teacher_pool}
+        out[sc.name] = min(costs, key=lambda p: costs[p])
+        log.info("teacher for %s: %s (%s)", sc.name, out[sc.name], {k: round(v, 1) for k, v in costs.items()})
+    return out
+
+
+def _minibatch(cfg: TrainConfig, sc: Scenario) -> int:
+    return max(8, min(cfg.bc_minibatch, cfg.pair_budget // (sc.n_vnfs * sc.n_hosts)))
+
+
+def _dagger_episode(
+    cfg: TrainConfig, net: ScoringNet, teacher: Policy, sc: Scenario, it: int, cal: Calibration
+) -> tuple[TorchObs, torch.Tensor, float]:
+    """One DAgger episode: mixed teacher/network rollout, every kept state labelled by the teacher.
+
+    Returns the kept states, their teacher actions (network indexing, no-op = V) and the mean cost.
+    """
+    beta = max(0.0, 1.0 - it / max(cfg.dagger_beta_iterations, 1))
+    sim = ClusterSim(sc, _episode_seeds(cfg, it), cal)
+    teacher.reset(sim.B)
+    rng = np.random.default_rng(cfg.seed * 1_000_003 + it)
+    keep_p = min(1.0, cfg.store_pairs / (sc.n_vnfs * sc.n_hosts * sim.B * sc.steps))
+    student = RlPolicy(net)
+    obs = sim.observe()
+    states: list[TorchObs] = []
+    labels: list[torch.Tensor] = []
+    while not sim.done:
+        mask = pair_mask(obs)
+        t_moves = teacher.decide(obs, mask)
+        teach = t_moves.copy()
+        b = np.arange(sim.B)
+        valid = (teach[:, 0] != NOOP) & mask[b, np.clip(teach[:, 0], 0, None), teach[:, 1]]
+        teach[~valid] = (sim.V, 0)
+        keep = rng.random(sim.B) < keep_p
+        if keep.any():
+            o = TorchObs.from_numpy(obs, mask)
+            idx = torch.from_numpy(np.flatnonzero(keep))
+            states.append(_take(o, idx))
+            labels.append(torch.from_numpy(teach[keep]))
+        if beta >= 1.0:
+            moves = t_moves
+        else:
+            s_moves = student.decide(obs, mask)
+            use_t = rng.random(sim.B) < beta
+            moves = np.where(use_t[:, None], t_moves, s_moves)
+        sim.step(moves)
+        obs = sim.observe()
+    return _cat(states), torch.cat(labels), float(sim.metrics.cost(cal).mean())
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Run BC warm start + PPO; return the path of the best checkpoint."""
+    """Run DAgger imitation (+ optional PPO); return the path of the best checkpoint."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     cal = load_calibration()
     scenarios = [load_scenario(s) for s in cfg.scenarios]
     net = ScoringNet(NetConfig(hidden=cfg.hidden))
+    if cfg.init_from:
+        net.load_state_dict(load_checkpoint(Path(cfg.init_from))[0].state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5)
     out = Path(cfg.out)
     best_path = out.with_name(out.stem + "-best" + out.suffix)
@@ -120,43 +250,57 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     best = float("inf")
     eval_seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + cfg.eval_seeds))
     t0 = time.time()
+    reference = reference_costs(scenarios, eval_seeds, cal)
+    meta["validation_reference"] = reference
+    log.info("validation reference (best heuristic cost): %s", {k: round(v, 1) for k, v in reference.items()})
+
+    def checkpoint(iteration: int) -> None:
+        nonlocal best
+        score = evaluate_net(net, scenarios, eval_seeds, cal, reference)
+        meta.update(iteration=iteration, eval_score=score, wall_s=round(time.time() - t0, 1))
+        save_checkpoint(net, out, meta)
+        log.info("iteration %d: validation score %.3f (%.0f s)", iteration, score, time.time() - t0)
+        if score < best:
+            best = score
+            save_checkpoint(net, best_path, meta)
+
+    teachers = pick_teachers(cfg, scenarios, cal) if cfg.bc_iterations else {}
+    meta["teachers"] = teachers
     total = cfg.bc_iterations + cfg.iterations
     bar = tqdm(total=total, disable=not progress, desc="train", unit="it")
 
-    # ---- 1. behaviour cloning from a heuristic teacher ----------------------------------------
-    teacher = make_policy(cfg.bc_teacher) if cfg.bc_iterations else None
+    # ---- 1. DAgger imitation of the (per-scenario) teacher ------------------------------------
+    buffers: dict[str, list[tuple[TorchObs, torch.Tensor]]] = {}
+    merged: dict[str, tuple[TorchObs, torch.Tensor]] = {}
+    by_name = {sc.name: sc for sc in scenarios}
+    gen = torch.Generator().manual_seed(cfg.seed * 31)
     for it in range(cfg.bc_iterations):
-        assert teacher is not None
         sc = scenarios[it % len(scenarios)]
-        sim = ClusterSim(sc, _episode_seeds(cfg, it), cal)
-        teacher.reset(sim.B)
-        obs = sim.observe()
-        batch: list[tuple[TorchObs, torch.Tensor]] = []
-        while not sim.done:
-            mask = pair_mask(obs)
-            moves = teacher.decide(obs, mask)
-            teach = moves.copy()
-            teach[teach[:, 0] == NOOP] = (sim.V, 0)
-            batch.append((TorchObs.from_numpy(obs, mask), torch.from_numpy(teach)))
-            sim.step(moves)
-            obs = sim.observe()
-        o_all = _cat([o for o, _ in batch])
-        a_all = torch.cat([a for _, a in batch])
-        n = a_all.shape[0]
-        gen = torch.Generator().manual_seed(cfg.seed * 31 + it)
-        for _ in range(cfg.update_epochs):
-            perm = torch.randperm(n, generator=gen)
-            for s in range(0, n, cfg.bc_minibatch):
-                idx = perm[s : s + cfg.bc_minibatch]
-                _, logp, _, _ = net.act(_take(o_all, idx), a_all[idx])
-                loss = -logp.mean()
-                opt.zero_grad()
-                loss.backward()  # type: ignore[no-untyped-call]
-                opt.step()
-        bar.set_postfix(phase="bc", loss=f"{loss.item():.3f}", cost=f"{sim.metrics.cost(cal).mean():.0f}")
+        o_ep, a_ep, ep_cost = _dagger_episode(cfg, net, make_teacher(teachers[sc.name]), sc, it, cal)
+        buf = buffers.setdefault(sc.name, [])
+        buf.append((o_ep, a_ep))
+        del buf[: -cfg.dagger_buffer]
+        merged[sc.name] = (_cat([o for o, _ in buf]), torch.cat([a for _, a in buf]))
+        names = sorted(merged)
+        loss = torch.zeros(())
+        for k in range(cfg.bc_steps):
+            name = names[(it + k) % len(names)]
+            o_all, a_all = merged[name]
+            idx = torch.randint(a_all.shape[0], (_minibatch(cfg, by_name[name]),), generator=gen)
+            _, logp, _, _ = net.act(_take(o_all, idx), a_all[idx])
+            loss = -logp.mean()
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            opt.step()
+        bar.set_postfix(phase="dagger", scen=sc.name, loss=f"{loss.item():.3f}", cost=f"{ep_cost:.0f}")
         bar.update(1)
+        if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.bc_iterations:
+            checkpoint(it + 1)
 
     # ---- 2. PPO ---------------------------------------------------------------------------------
+    for group in opt.param_groups:
+        group["lr"] = cfg.ppo_learning_rate
     for it in range(cfg.iterations):
         sc = scenarios[it % len(scenarios)]
         sim = ClusterSim(sc, _episode_seeds(cfg, cfg.bc_iterations + it), cal)
@@ -220,18 +364,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         )
         bar.update(1)
         if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
-            score = evaluate_net(net, scenarios, eval_seeds, cal)
-            meta.update(
-                iteration=cfg.bc_iterations + it + 1, eval_cost=score, wall_s=round(time.time() - t0, 1)
-            )
-            save_checkpoint(net, out, meta)
-            log.info("iteration %d: held-out mean cost %.1f", it + 1, score)
-            if score < best:
-                best = score
-                save_checkpoint(net, best_path, meta)
-    if cfg.iterations == 0:
-        meta.update(eval_cost=evaluate_net(net, scenarios, eval_seeds, cal))
-        save_checkpoint(net, out, meta)
-        save_checkpoint(net, best_path, meta)
+            checkpoint(cfg.bc_iterations + it + 1)
+    if total == 0:
+        checkpoint(0)
     bar.close()
     return best_path

@@ -7,7 +7,15 @@ pointer steps, both with shared weights, so the same parameters score 4 hosts or
 
 1. which VNF to move: one logit per VNF (``[vnf, context]``) plus a no-op logit (``context``);
 2. where to: one logit per host (``[host, chosen vnf, pair features, context]``), where the pair
-   features are the target's utilisation after the move and the source's after it leaves.
+   features are the target's utilisation after the move, the source's after it leaves, the larger of
+   the two and how far that is from the VNF's best feasible target.
+
+Derived inputs (:func:`pair_stats`, computed from the observation inside the network so the simulator
+and the live service feed exactly the same thing): for every VNF the best utilisation pair it can
+reach by one feasible move (``min_h max(src_after, tgt_after_h)``, the quantity least-loaded
+minimises, as a *feature*: the network still decides), per host its gap to the hottest host, and
+global scalars (hottest utilisation, best single-move gain, log10 of the up-host count) so one set of
+weights can act differently on 4 and on 50 hosts.
 
 Infeasible choices are masked to ``-inf`` before the softmax (VNFs with no feasible target, hosts
 that are down/full/its own). A value head on the context serves PPO. Decision cost is a few small
@@ -38,6 +46,13 @@ class NetConfig:
     """Network sizes (kept in the checkpoint)."""
 
     hidden: int = 64
+    arch: int = 2  # 1: the first network (no derived pair statistics); checkpoints of arch 1 no longer load
+
+
+N_VNF_EXTRA = 3  # best reachable max-utilisation, own utilisation minus it, gap of own host to the hottest
+N_HOST_EXTRA = 1  # gap to the hottest host
+N_GLOBAL = 3  # hottest utilisation, best single-move gain, log10(up hosts)
+N_PAIR = 4  # target after, source after, max of both, that minus the VNF's best
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -63,6 +78,42 @@ class TorchObs:
         )
 
 
+@dataclass
+class PairStats:
+    """Derived quantities of one observation batch (utilisations are fractions of capacity)."""
+
+    tgt_after: torch.Tensor  # [B, V, H] target utilisation if VNF v moved to host h
+    src_after: torch.Tensor  # [B, V] own host utilisation after v leaves
+    best: torch.Tensor  # [B, V] min over feasible h of max(src_after, tgt_after); own util if none
+    vnf_extra: torch.Tensor  # [B, V, N_VNF_EXTRA]
+    host_extra: torch.Tensor  # [B, H, N_HOST_EXTRA]
+    glob: torch.Tensor  # [B, N_GLOBAL]
+
+
+def pair_stats(o: TorchObs) -> PairStats:
+    """Per-pair and per-VNF utilisation arithmetic the scoring heads use (see module docstring)."""
+    up = o.hosts[..., 0]
+    cap_rel = o.hosts[..., 1].clamp(min=1e-3)
+    util = o.hosts[..., 2]
+    rate_rel = o.vnfs[..., 1]
+    own_util = o.vnfs[..., 3]
+    src_after = own_util - o.vnfs[..., 2]
+    tgt_after = util.unsqueeze(1) + rate_rel.unsqueeze(2) / cap_rel.unsqueeze(1)
+    new_max = torch.maximum(src_after.unsqueeze(2), tgt_after).masked_fill(~o.pair_mask, 1e3)
+    best = new_max.min(dim=2).values
+    feasible = o.pair_mask.any(dim=2)
+    best = torch.where(feasible, best, own_util)
+    umax = (util * up - (1.0 - up) * 1e3).max(dim=1).values.clamp(min=0.0)  # [B]
+    gap_own = umax.unsqueeze(1) - own_util
+    gain = torch.where(feasible, own_util - best, torch.zeros_like(best))
+    vnf_extra = torch.stack([best, own_util - best, gap_own], dim=-1)
+    host_extra = (umax.unsqueeze(1) - util).unsqueeze(-1) * up.unsqueeze(-1)
+    best_gain = torch.where(feasible & (gap_own <= 1e-6), gain, torch.zeros_like(gain)).max(dim=1).values
+    n_up = torch.log10(up.sum(dim=1).clamp(min=1.0))
+    glob = torch.stack([umax, best_gain, n_up], dim=-1)
+    return PairStats(tgt_after, src_after, best, vnf_extra, host_extra, glob)
+
+
 class ScoringNet(nn.Module):
     """Two-step pointer policy + value head over host/VNF sets (see module docstring)."""
 
@@ -70,35 +121,45 @@ class ScoringNet(nn.Module):
         super().__init__()
         d = cfg.hidden
         self.cfg = cfg
-        self.host_enc = _mlp(N_HOST_FEATURES, d, d)
-        self.vnf_enc = _mlp(N_VNF_FEATURES + d, d, d)
-        self.ctx = _mlp(3 * d, d, d)
+        if cfg.arch != 2:
+            raise ValueError(f"network arch {cfg.arch} is not supported by this code (retrain)")
+        self.host_enc = _mlp(N_HOST_FEATURES + N_HOST_EXTRA, d, d)
+        self.vnf_enc = _mlp(N_VNF_FEATURES + N_VNF_EXTRA + d, d, d)
+        self.ctx = _mlp(4 * d + N_GLOBAL, d, d)
         self.vnf_head = _mlp(2 * d, d, 1)
-        self.noop_head = _mlp(d, d, 1)
-        self.host_head = _mlp(3 * d + 2, d, 1)
+        self.noop_head = _mlp(d + N_GLOBAL, d, 1)
+        self.host_head = _mlp(3 * d + N_PAIR, d, 1)
         self.value_head = _mlp(d, d, 1)
 
-    def encode(self, o: TorchObs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Host embeddings [B,H,d], VNF embeddings [B,V,d], context [B,d]."""
-        eh = self.host_enc(o.hosts)
+    def encode(self, o: TorchObs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PairStats]:
+        """Host embeddings [B,H,d], VNF embeddings [B,V,d], context [B,d] and the pair statistics."""
+        st = pair_stats(o)
+        eh = self.host_enc(torch.cat([o.hosts, st.host_extra], dim=-1))
         own = torch.gather(eh, 1, o.vnf_host.unsqueeze(-1).expand(-1, -1, eh.shape[-1]))
-        ev = self.vnf_enc(torch.cat([o.vnfs, own], dim=-1))
+        ev = self.vnf_enc(torch.cat([o.vnfs, st.vnf_extra, own], dim=-1))
         up = o.hosts[..., 0:1]
         act = o.vnfs[..., 0:1]
         mean_h = (eh * up).sum(1) / up.sum(1).clamp(min=1.0)
         max_h = (eh + (up - 1.0) * 1e4).max(1).values
         mean_v = (ev * act).sum(1) / act.sum(1).clamp(min=1.0)
-        return eh, ev, self.ctx(torch.cat([mean_h, max_h, mean_v], dim=-1))
+        max_v = (ev + (act - 1.0) * 1e4).max(1).values.clamp(min=-1e3)
+        return eh, ev, self.ctx(torch.cat([mean_h, max_h, mean_v, max_v, st.glob], dim=-1)), st
 
-    def vnf_logits(self, o: TorchObs, ev: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def vnf_logits(self, o: TorchObs, ev: torch.Tensor, g: torch.Tensor, st: PairStats) -> torch.Tensor:
         """[B, V + 1] logits; index V = no-op."""
         n_v = ev.shape[1]
         lv = self.vnf_head(torch.cat([ev, g.unsqueeze(1).expand(-1, n_v, -1)], dim=-1)).squeeze(-1)
         lv = lv.masked_fill(~o.pair_mask.any(dim=2), NEG)
-        return torch.cat([lv, self.noop_head(g)], dim=1)
+        return torch.cat([lv, self.noop_head(torch.cat([g, st.glob], dim=-1))], dim=1)
 
     def host_logits(
-        self, o: TorchObs, eh: torch.Tensor, ev: torch.Tensor, g: torch.Tensor, v: torch.Tensor
+        self,
+        o: TorchObs,
+        eh: torch.Tensor,
+        ev: torch.Tensor,
+        g: torch.Tensor,
+        v: torch.Tensor,
+        st: PairStats,
     ) -> torch.Tensor:
         """[B, H] logits for moving VNF ``v`` [B] (rows with v == no-op get a dummy uniform row)."""
         n_b, n_h, _ = eh.shape
@@ -106,17 +167,21 @@ class ScoringNet(nn.Module):
         vc = torch.where(is_noop, torch.zeros_like(v), v)
         bi = torch.arange(n_b)
         ev_sel = ev[bi, vc]  # [B, d]
-        fv = o.vnfs[bi, vc]  # [B, FV]
-        # pair features: target util after move, source util after the VNF leaves
-        tgt_after = o.hosts[..., 2] + fv[:, 1:2] / o.hosts[..., 1].clamp(min=1e-3)
-        src_after = (fv[:, 3] - fv[:, 2]).unsqueeze(1).expand(-1, n_h)
+        # pair features: target util after move, source util after the VNF leaves, the max of both,
+        # and how much worse that is than the VNF's best feasible target
+        tgt_after = st.tgt_after[bi, vc]  # [B, H]
+        src_after = st.src_after[bi, vc].unsqueeze(1).expand(-1, n_h)
+        new_max = torch.maximum(tgt_after, src_after)
+        regret = (new_max - st.best[bi, vc].unsqueeze(1)).clamp(max=10.0)
         x = torch.cat(
             [
                 eh,
                 ev_sel.unsqueeze(1).expand(-1, n_h, -1),
                 g.unsqueeze(1).expand(-1, n_h, -1),
-                tgt_after.unsqueeze(-1),
+                tgt_after.clamp(max=10.0).unsqueeze(-1),
                 src_after.unsqueeze(-1),
+                new_max.clamp(max=10.0).unsqueeze(-1),
+                regret.unsqueeze(-1),
             ],
             dim=-1,
         )
@@ -129,12 +194,12 @@ class ScoringNet(nn.Module):
         self, o: TorchObs, action: torch.Tensor | None = None, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or score ``action`` [B,2] in network indexing, no-op = V): action, logp, entropy, value."""
-        eh, ev, g = self.encode(o)
+        eh, ev, g, st = self.encode(o)
         n_v = ev.shape[1]
-        dv = Categorical(logits=self.vnf_logits(o, ev, g))
+        dv = Categorical(logits=self.vnf_logits(o, ev, g, st))
         sample_v = dv.probs.argmax(-1) if greedy else dv.sample()  # type: ignore[no-untyped-call]
         v = sample_v if action is None else action[:, 0]
-        dh = Categorical(logits=self.host_logits(o, eh, ev, g, v))
+        dh = Categorical(logits=self.host_logits(o, eh, ev, g, v, st))
         sample_h = dh.probs.argmax(-1) if greedy else dh.sample()  # type: ignore[no-untyped-call]
         h = sample_h if action is None else action[:, 1]  # stored action: PPO update / behaviour cloning
         is_noop = v >= n_v
@@ -169,7 +234,13 @@ def load_checkpoint(path: Path) -> tuple[ScoringNet, dict[str, Any]]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such model file (train one: deftctl placement train)")
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    net = ScoringNet(NetConfig(**ck["net"]))
+    net_cfg = dict(ck["net"])
+    net_cfg.setdefault("arch", 1)  # checkpoints from before the arch field
+    if net_cfg["arch"] != NetConfig().arch:
+        raise ValueError(
+            f"{path}: network arch {net_cfg['arch']} is not this code's ({NetConfig().arch}); retrain"
+        )
+    net = ScoringNet(NetConfig(**net_cfg))
     net.load_state_dict(ck["state_dict"])
     net.eval()
     return net, dict(ck.get("meta", {}))
