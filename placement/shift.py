@@ -119,6 +119,9 @@ class PolicyRun:
     nf_dropped: int = 0  # input-buffer tail drops reported by the service's instances
     migrations: list[dict[str, Any]] = field(default_factory=list)  # executed moves, t in s from start
     decisions: int = 0
+    #: policy name -> decisions it made: the service falls back to its heuristic when the model is
+    #: missing or telemetry is stale, and the report must say so rather than credit the model
+    decided_by: dict[str, int] = field(default_factory=dict)
     series: dict[str, list[float]] = field(default_factory=dict)  # t_s, processed_pps, drops_pps
     error: str = ""
 
@@ -377,6 +380,9 @@ class ShiftRun:
         res.nf_dropped = _dropped(nf_rows)
         rows = _query(self.c, cfg, f'SELECT * FROM "placement" WHERE "host" = \'{tag}\' AND {window}')
         res.decisions = len(rows)
+        for r in rows:
+            name = str(r.get("policy") or "?")
+            res.decided_by[name] = res.decided_by.get(name, 0) + 1
         res.migrations = [
             {"t_s": round((int(r["time"]) - t0_ns // 1_000_000) / 1e3, 1), "instance": r.get("instance"),
              "to": r.get("target_host")}
@@ -430,6 +436,10 @@ def write_report(cfg: ShiftConfig, results: list[PolicyRun]) -> Path:
     ]  # fmt: skip
     for r in results:
         moves = ", ".join(f"{m['t_s']:.0f} s -> {m['to']}" for m in r.migrations) or "none"
+        others = {k: v for k, v in r.decided_by.items() if k != r.policy}
+        if others:
+            by = ", ".join(f"{k}: {v} of {r.decisions}" for k, v in others.items())
+            moves += f" (decided by {by})"
         if r.error:
             lines.append(f"| {r.policy} | error: {r.error[:200]} | | | | | | | | | |")
             continue
