@@ -19,7 +19,8 @@ weights can act differently on 4 and on 50 hosts.
 
 Infeasible choices are masked to ``-inf`` before the softmax (VNFs with no feasible target, hosts
 that are down/full/its own). A value head on the context serves PPO. Decision cost is a few small
-matrix products: ~1 ms for 50 hosts x 500 VNFs on one core.
+matrix products plus one [V, H] pass for the pair statistics: ~1.5 ms CPU for 50 hosts x 500 VNFs
+on one core, observation and mask included (``deftctl placement bench``).
 """
 
 from __future__ import annotations
