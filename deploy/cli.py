@@ -136,6 +136,9 @@ def fdu(
     misses: int = typer.Option(3, help="Missed heartbeats that declare a primary failed."),
     lease_ttl_ms: int = typer.Option(2000, help="Lease TTL (ms), renewed on every answered heartbeat."),
     stall_ms: float = typer.Option(3000.0, help="A worker without progress this long (ms) is a failure."),
+    slow_timeout_ms: float = typer.Option(
+        1000.0, help="Pings that time out (not refused) fail the primary after this long (ms)."
+    ),
 ) -> None:
     """Failure detector (nf.failover) whose replacement secondaries are started by the agents."""
     from deploy.launcher import AgentLauncher  # noqa: PLC0415
@@ -143,7 +146,8 @@ def fdu(
 
     cfg = _load(config, False)
     try:
-        dcfg = DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, stall_ms, replace_secondary=True)
+        dcfg = DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, stall_ms, slow_timeout_ms,
+                              replace_secondary=True)
     except ValueError as exc:
         _fail(str(exc), False)
     store = _open_store(cfg, False)

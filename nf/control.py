@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 COMMANDS: tuple[str, ...] = ("ping", "status", "metrics", "promote", "fence", "add_replica", "remove_replica",
@@ -65,7 +66,18 @@ class ControlClient:
             if "/" in self.address:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.settimeout(self.timeout_s)
-                s.connect(self.address)
+                deadline = time.monotonic() + self.timeout_s
+                while True:
+                    try:
+                        s.connect(self.address)
+                        break
+                    except BlockingIOError:
+                        # a full listen backlog (e.g. a server that was frozen while clients kept
+                        # connecting) refuses with EAGAIN instead of blocking like TCP: retry
+                        if time.monotonic() >= deadline:
+                            s.close()
+                            raise
+                        time.sleep(0.01)
             else:
                 host, _, port = self.address.rpartition(":")
                 s = socket.create_connection((host, int(port)), timeout=self.timeout_s)

@@ -55,7 +55,11 @@ class DetectorConfig:
     but saturated (a CPU-starved host, a deep input queue) answers at once, so overload is never
     mistaken for failure. Polling ``status`` instead (answered by the workers, behind their
     packets) made a CPU-capped primary on the lab miss 3 heartbeats under a load shift and fail
-    over, then its successors in turn (placement/README.md, "live load shift")."""
+    over, then its successors in turn (placement/README.md, "live load shift"). And a ping that
+    only times out (rather than being refused) may be a saturated machine that did not schedule the
+    instance's main process in time: that takes ``slow_timeout_ms`` of consecutive timeouts.
+    A primary that is not failed over keeps its lease only through healthy heartbeats, and
+    ``slow_timeout_ms`` < ``lease_ttl_ms`` so the lease never lapses before the detector decides."""
 
     interval_ms: float = 50.0
     #: a busy instance answers ``status`` within a few ms; 100 ms keeps a loaded host from being
@@ -65,6 +69,12 @@ class DetectorConfig:
     lease_ttl_ms: int = 2000
     #: > 1 s: an idle worker wakes at least once a second
     stall_ms: float = 3000.0
+    #: pings that time out (no answer and no refusal: a frozen, partitioned or crashed host, a
+    #: killed container whose address vanished - or a host so overloaded that even the idle main
+    #: process is not scheduled for timeout_ms) fail the primary only once they have lasted this
+    #: long; refused or reset connections (a dead process on a live host) fail it after
+    #: miss_threshold misses
+    slow_timeout_ms: float = 1000.0
     #: create a replacement secondary after a failover
     replace_secondary: bool = True
 
@@ -73,8 +83,10 @@ class DetectorConfig:
             raise ValueError("interval_ms and timeout_ms must be > 0")
         if self.miss_threshold < 1:
             raise ValueError(f"miss_threshold must be >= 1, got {self.miss_threshold}")
-        if self.lease_ttl_ms <= self.interval_ms * self.miss_threshold:
-            raise ValueError("lease_ttl_ms must exceed interval_ms x miss_threshold")
+        if self.lease_ttl_ms <= max(self.interval_ms * self.miss_threshold, self.slow_timeout_ms):
+            raise ValueError("lease_ttl_ms must exceed interval_ms x miss_threshold and slow_timeout_ms")
+        if self.slow_timeout_ms < self.interval_ms * self.miss_threshold:
+            raise ValueError("slow_timeout_ms must be >= interval_ms x miss_threshold")
         if self.stall_ms <= 1000.0:
             raise ValueError(f"stall_ms must exceed 1000 (an idle worker's wake-up), got {self.stall_ms}")
 
@@ -338,6 +350,7 @@ class FailureDetector:
     def _monitor(self, lease: str) -> None:
         interval = self.cfg.interval_ms / 1000.0
         misses = 0
+        slow_since: float | None = None  # monotonic time of the first of consecutive timeouts
         client: ControlClient | None = None
         watched: Endpoint | None = None
         while not self._stop.is_set():
@@ -348,7 +361,7 @@ class FailureDetector:
             if watched != v.primary:
                 if client is not None:
                     client.close()
-                watched, misses = v.primary, 0
+                watched, misses, slow_since = v.primary, 0, None
                 client = ControlClient(v.primary.control, timeout_s=self.cfg.timeout_ms / 1000.0)
             assert client is not None
             try:
@@ -357,14 +370,20 @@ class FailureDetector:
                     raise ControlError(f"{v.primary.instance}: a worker made no progress for "
                                        f"{beat['progress_age_ms']:.0f} ms")
                 self.heartbeats += 1
-                misses = 0
+                misses, slow_since = 0, None
                 self._renew(v)
             except ControlError as exc:
                 log.info("FDU: heartbeat of %s missed: %s", v.primary.instance, exc)
                 client.close()
                 misses += 1
                 self.misses += 1
-                if misses >= self.cfg.miss_threshold:
+                now = time.monotonic()
+                if isinstance(exc.__cause__, TimeoutError):
+                    slow_since = now if slow_since is None else slow_since
+                else:
+                    slow_since = None
+                slow_ok = slow_since is None or 1000 * (now - slow_since) >= self.cfg.slow_timeout_ms
+                if misses >= self.cfg.miss_threshold and slow_ok:
                     t_detect = time.monotonic_ns()
                     self.detections.append((lease, t_detect))
                     log.warning("FDU: primary %s of lease %s missed %d heartbeats: failing over",
@@ -373,7 +392,7 @@ class FailureDetector:
                         self.orch.fail_over(v, t_detect, self.cfg.replace_secondary)
                     except (StoreError, ControlError) as exc:
                         log.error("FDU: failover of lease %s failed: %s (will retry)", lease, exc)
-                    misses = 0
+                    misses, slow_since = 0, None
                     self._refresh()
             self._stop.wait(max(0.0, t_next - time.monotonic()))
         if client is not None:

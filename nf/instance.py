@@ -56,6 +56,18 @@ def _worker_main(cfg: InstanceConfig, idx: int, conn: Connection, progress: Any)
     w.run()
 
 
+class _UnixControlServer(socketserver.ThreadingUnixStreamServer):
+    #: a deep backlog: clients that kept connecting while the instance was frozen must not fill it
+    request_queue_size = 64
+    daemon_threads = True
+
+
+class _TcpControlServer(socketserver.ThreadingTCPServer):
+    request_queue_size = 64
+    daemon_threads = True
+    allow_reuse_address = True
+
+
 class Instance:
     """Main process: workers + control server."""
 
@@ -116,14 +128,11 @@ class Instance:
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        unix = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        unix.daemon_threads = True
+        unix = _UnixControlServer(str(path), Handler)
         self.servers.append(unix)
         if self.cfg.control_tcp:
             host, port = parse_addr(self.cfg.control_tcp, "control_tcp")
-            socketserver.ThreadingTCPServer.allow_reuse_address = True
-            tcp = socketserver.ThreadingTCPServer((host, port), Handler)
-            tcp.daemon_threads = True
+            tcp = _TcpControlServer((host, port), Handler)
             self.servers.append(tcp)
         for srv in self.servers:
             threading.Thread(target=srv.serve_forever, daemon=True, name="control").start()
