@@ -1,6 +1,6 @@
 """``deftctl placement shift`` on the lab (the README's main job): the same load shift for DEFT's
 static placement and for least-loaded, each on a fresh deployment with the first NFV host capped at
-0.1 CPU. Static keeps the NF on the starved host and loses packets; least-loaded moves it over SSH
+0.05 CPU. Static keeps the NF on the starved host and loses packets; least-loaded moves it over SSH
 and loses fewer. Neither run duplicates or reorders a packet: overload is not mistaken for failure
 (the FDU's heartbeat is the instance's ping) and the migration is loss-free and order-preserving.
 

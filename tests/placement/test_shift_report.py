@@ -56,12 +56,14 @@ def test_report_compares_with_static(tmp_path: Path) -> None:
         PolicyRun("rl", sent=1000, delivered=950, lost=50, loss_pct=5.0, series=series,
                   migrations=[{"t_s": 24.0, "instance": "shift-p1", "to": "nfv3"}]),
         PolicyRun("least-loaded", error="deploy failed"),
+        PolicyRun("random", sent=1000, delivered=700, lost=300, loss_pct=30.0, series=series),
     ]  # fmt: skip
     report = write_report(cfg, runs)
     text = report.read_text()
     assert "| static | 1000 | 800 | 200 | 20.00 |" in text
     assert "24 s -> nfv3" in text and "rl: 75 % fewer packets lost than DEFT static" in text
     assert "least-loaded | error: deploy failed" in text
+    assert "random: 50 % more packets lost than DEFT static" in text
     assert (tmp_path / "shift.png").stat().st_size > 0
     doc = json.loads((tmp_path / "results.json").read_text())
-    assert [r["policy"] for r in doc["runs"]] == ["static", "rl", "least-loaded"]
+    assert [r["policy"] for r in doc["runs"]] == ["static", "rl", "least-loaded", "random"]
