@@ -32,7 +32,8 @@ def test_least_loaded_loses_fewer_than_static(
     for r in runs:
         assert r.sent > 0 and r.delivered + r.lost == r.sent, r
         assert r.reordered == 0 and r.duplicates == 0, r
-    assert not static.migrations and static.lost > 0 and static.nf_dropped > 0, static
+    # lost at the starved NF: its input buffer (NF drops) or, before it, its 256 KiB socket buffer
+    assert not static.migrations and static.lost > 0, static
     assert len(moved.migrations) >= 1 and moved.migrations[0]["to"] != "nfv1", moved.migrations
     assert moved.lost < static.lost, (moved.lost, static.lost)
     text = report.read_text()
