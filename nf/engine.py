@@ -186,8 +186,11 @@ class Worker:
     # ---- sockets ---------------------------------------------------------------------------
     def _udp(self, port: int) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        with contextlib.suppress(OSError):
+        try:  # FORCE needs CAP_NET_ADMIN, which a container usually lacks: then up to rmem_max
             s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.ecfg.rcvbuf_bytes)
+        except OSError:
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.ecfg.rcvbuf_bytes)
         s.bind((self.cfg.data_ip, port + self.idx))
         s.setblocking(False)
         return s
