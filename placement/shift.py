@@ -27,7 +27,9 @@ Sequence, for each policy (each starts from the same state):
 5. undeploy (``deploy remove``, spares stopped, ``playbooks/nf.yml`` without the service).
 
 The cap is removed at the end, also after a failure. Output in ``out``: ``results.json``,
-``report.md``, ``shift.png`` (processed and dropped packets per second, migrations marked).
+``report.md``, ``shift.png`` (processed and dropped packets per second, migrations marked), and per
+policy the traffic run's JSON/CSV; the placement loop's log stays on the controller in
+``/tmp/deft-shift-shift-<policy>.log`` for diagnosis.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -88,8 +91,8 @@ class ShiftConfig:
     engine: dict[str, Any] = field(
         default_factory=lambda: {"batch_timeout_ms": 2.0, "buffer_size": 10, "rcvbuf_bytes": 262144}
     )
-    #: placement loop: decision interval and telemetry window (s); migrations are never rate-limited
-    #: below `min_gap_s` (s)
+    #: placement loop: decision interval and telemetry window (s), and at least `min_gap_s` (s)
+    #: between two migrations (also the per-NF cooldown)
     interval_s: float = 2.0
     window_s: float = 4.0
     min_gap_s: float = 10.0
@@ -264,6 +267,7 @@ class ShiftRun:
                 set_cpu_cap(cfg, self.small.name, 0.0)
             finally:
                 self.c.close()
+                shutil.rmtree(self.tmp, ignore_errors=True)
         return results
 
     def _spare(self, host: str) -> str:
