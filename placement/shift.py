@@ -382,9 +382,10 @@ class ShiftRun:
         nf_rows = _query(
             self.c,
             cfg,
+            # every instance of the service: the `role` tag is the role an instance started with,
+            # and a migration target that started as the secondary processes the traffic afterwards
             f'SELECT "processed_pps", "drops_pps", "dropped", "instance" FROM "nf" '
-            f"WHERE \"service\" = '{cfg.service}' AND \"role\" != 'secondary' "
-            f"AND {window}",
+            f"WHERE \"service\" = '{cfg.service}' AND {window}",
         )
         res.series = _series(nf_rows, t0_ns // 1_000_000)
         res.nf_dropped = _dropped(nf_rows)
@@ -423,7 +424,7 @@ def write_report(cfg: ShiftConfig, results: list[PolicyRun]) -> Path:
             for ax in axes:
                 ax.axvline(m["t_s"], color=line.get_color(), linestyle=":", linewidth=1)
     axes[0].set_ylabel("processed (pps)")
-    axes[1].set_ylabel("input drops (pps)")
+    axes[1].set_ylabel("NF input-buffer drops (pps)")
     axes[1].set_xlabel("time since the policy's start (s); dotted: migrations")
     axes[0].legend()
     axes[0].set_title(
