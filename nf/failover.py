@@ -62,8 +62,8 @@ class DetectorConfig:
     ``slow_timeout_ms`` < ``lease_ttl_ms`` so the lease never lapses before the detector decides."""
 
     interval_ms: float = 50.0
-    #: a busy instance answers ``status`` within a few ms; 100 ms keeps a loaded host from being
-    #: declared dead while a killed one still refuses the connection at once
+    #: the main process answers ``ping`` within a few ms even when its workers are saturated; a
+    #: killed process on a live host refuses the connection at once
     timeout_ms: float = 100.0
     miss_threshold: int = 3
     lease_ttl_ms: int = 2000
