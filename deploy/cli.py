@@ -10,16 +10,18 @@ launcher (on hosts: ``/opt/deft/venv/bin/python -m deploy ...``).
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
 from deftctl.config import ConfigError
+from nf.detector_cli import detector_options, serve_detector
+
+if TYPE_CHECKING:
+    from nf.failover import DetectorConfig
 
 app = typer.Typer(no_args_is_help=True, help=__doc__.split("\n\n")[0] if __doc__ else None)
 
@@ -128,36 +130,14 @@ def remove(
 
 
 @app.command()
-def fdu(
-    config: Path | None = CONFIG,
-    service: str | None = typer.Option(None, help="Watch only this service (default: all)."),
-    interval_ms: float = typer.Option(50.0, help="Heartbeat interval (ms)."),
-    timeout_ms: float = typer.Option(100.0, help="Heartbeat timeout (ms)."),
-    misses: int = typer.Option(3, help="Missed heartbeats that declare a primary failed."),
-    lease_ttl_ms: int = typer.Option(2000, help="Lease TTL (ms), renewed on every answered heartbeat."),
-    stall_ms: float = typer.Option(3000.0, help="A worker without progress this long (ms) is a failure."),
-    slow_timeout_ms: float = typer.Option(
-        1000.0, help="Pings that time out (not refused) fail the primary after this long (ms)."
-    ),
-) -> None:
+@detector_options(replace_secondary=True)
+def fdu(detector: DetectorConfig, service: str | None, config: Path | None = CONFIG) -> None:
     """Failure detector (nf.failover) whose replacement secondaries are started by the agents."""
     from deploy.launcher import AgentLauncher  # noqa: PLC0415
-    from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector  # noqa: PLC0415
 
     cfg = _load(config, False)
-    try:
-        dcfg = DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, stall_ms, slow_timeout_ms,
-                              replace_secondary=True)
-    except ValueError as exc:
-        _fail(str(exc), False)
     store = _open_store(cfg, False)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
-        orch = FailoverOrchestrator(store, AgentLauncher(cfg, store), lease_ttl_ms)
-        with FailureDetector(store, orch, dcfg, service):
-            while not stop.wait(1.0):
-                pass
+        serve_detector(store, AgentLauncher(cfg, store), detector, service)
     finally:
         store.close()

@@ -6,7 +6,8 @@ cluster through the state store (``--statestore``, default ``/etc/deft/statestor
 * ``store ping``                 reachability and round trip of the store
 * ``steering show``              the steering table (flow group -> primary, secondaries, epoch)
 * ``steering program``           keep this host's br-int duplication rules equal to the table (serves)
-* ``fdu``                        heartbeat every primary and fail over on failure (serves)
+* ``fdu``                        heartbeat every primary and fail over on failure (serves; no launcher:
+                                 ``deftctl deploy fdu`` adds the agents' one)
 * ``failover``                   fail a lease over to its secondary now (operator action)
 * ``migrate``                    loss-free move of flow groups to a registered instance
 * ``checkpoint`` / ``rebuild``   periodic per-flow checkpoints of an instance / restore them
@@ -17,16 +18,18 @@ cluster through the state store (``--statestore``, default ``/etc/deft/statestor
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from deftctl.config import from_dict
+from nf.detector_cli import detector_options, serve_detector, serve_until_signal
+
+if TYPE_CHECKING:
+    from nf.failover import DetectorConfig
 
 app = typer.Typer(no_args_is_help=True, help=__doc__.split("\n\n")[0] if __doc__ else None)
 steering_app = typer.Typer(no_args_is_help=True, help="Steering table and OVS rules.")
@@ -46,14 +49,6 @@ def _store(path: Path | None) -> Any:
         return open_store(path)
     except Exception as exc:
         raise typer.BadParameter(str(exc), param_hint="--statestore") from exc
-
-
-def _serve_until_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
 
 
 def _echo(obj: Any) -> None:
@@ -95,30 +90,19 @@ def steering_program(
     with _store(statestore) as s:
         prog = SteeringProgrammer(s, OvsSwitch(bridge, rundir), host_index, service, interval_ms=interval_ms)
         with prog:
-            _serve_until_signal()
+            serve_until_signal()
         prog.remove_all()
 
 
 @app.command()
-def fdu(
-    service: str | None = typer.Option(None),
-    interval_ms: float = typer.Option(50.0, help="heartbeat interval (ms)"),
-    timeout_ms: float = typer.Option(50.0, help="heartbeat timeout (ms)"),
-    misses: int = typer.Option(3, help="missed heartbeats that declare a primary failed"),
-    lease_ttl_ms: int = typer.Option(2000),
-    statestore: Path | None = STORE,
-) -> None:
+@detector_options(replace_secondary=False)
+def fdu(detector: DetectorConfig, service: str | None, statestore: Path | None = STORE) -> None:
     """Failure detector: heartbeat every primary of the steering table, fail over on failure.
 
-    Replacement secondaries need an instance launcher; this command runs without one (the agent's
-    launcher plugs into nf.failover.FailoverOrchestrator)."""
-    from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector  # noqa: PLC0415
-
-    cfg = DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, replace_secondary=False)
+    Runs without an instance launcher, so no replacement secondaries: ``deftctl deploy fdu`` (same
+    options) is the one the deployment runs, with the agents' launcher."""
     with _store(statestore) as s:
-        orch = FailoverOrchestrator(s, None, lease_ttl_ms)
-        with FailureDetector(s, orch, cfg, service):
-            _serve_until_signal()
+        serve_detector(s, None, detector, service)
 
 
 @app.command()
@@ -179,7 +163,7 @@ def checkpoint(
             typer.echo(f"{group_id}: {n_w} flow(s) written, {n_d} deleted in {ck.last_ms:.1f} ms")
             return
         with ck:
-            _serve_until_signal()
+            serve_until_signal()
 
 
 @app.command()
