@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from nfnet import NFNet
+from ovsnet import FailoverPair
+from ovsnet import failover_pair as start_failover_pair
 
 from lab.netns import Topology
 
@@ -43,3 +46,11 @@ def nfnet3(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[NFNet]:
             yield net
         finally:
             net.close()
+
+
+@pytest.fixture
+def failover_pair(nfnet3: NFNet, tmp_path: Path) -> Iterator[Callable[[str], FailoverPair]]:
+    """``failover_pair(lease)``: :func:`ovsnet.failover_pair` on ``nfnet3``, stopped after the test
+    (also when it fails), before the network is removed."""
+    with contextlib.ExitStack() as stack:
+        yield lambda lease: stack.enter_context(start_failover_pair(nfnet3, tmp_path, lease))

@@ -9,6 +9,9 @@ port too, so the test process reaches the Redis state store it runs there.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -16,9 +19,11 @@ from nfnet import CLIENT, NF_IPS, SERVERS, NFNet
 
 from lab import netns
 from lab.netns import Topology
-from nf.launcher import HostSlot, ProcessLauncher
+from nf.launcher import HostSlot, LaunchSpec, ProcessLauncher
 from nf.ovsctl import LocalOvs, OvsSwitch
+from nf.steering import Endpoint, SteeringEntry, SteeringTable
 from nf.store import StoreConfig, open_store
+from nf.store import keys as keyspace
 from nf.store.base import StateStore
 from nf.store.localredis import LocalRedis
 
@@ -114,3 +119,43 @@ def root_launcher(
     store = open_store(StoreConfig(backend="redis", endpoints=(srv.endpoint,)))
     slots = [HostSlot(f"h{i}", i, NF_IPS[n], ns=net.ns[n]) for i, n in enumerate(names, start=1)]
     return srv, store, ProcessLauncher(slots, tmp / "inst", store=store)
+
+
+#: the failover tests' engine: small batches, flushed every 2 ms
+PAIR_ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
+
+
+@dataclass
+class FailoverPair:
+    """See :func:`failover_pair`."""
+
+    store: StateStore
+    launcher: ProcessLauncher
+    table: SteeringTable
+    primary: Endpoint
+    secondary: Endpoint
+    epoch: int
+
+
+@contextlib.contextmanager
+def failover_pair(net: NFNet, tmp: Path, lease: str) -> Iterator[FailoverPair]:
+    """:func:`root_launcher` on instances p (``h1``) and s (``h2``) with the counter NF running as
+    primary ``<lease>-p`` on h1, which holds the lease and replicates to secondary ``<lease>-s`` on
+    h2 (16 flow groups, :data:`PAIR_ENGINE`); flow groups 0-3 of service ``nf`` are steered to the
+    pair. On exit (also on error) the instances, the store client and the redis-server are stopped:
+    continue any instance process a test has stopped before."""
+    srv, store, launcher = root_launcher(net, tmp, ("p", "s"))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(srv.stop)
+        cleanup.callback(store.close)
+        cleanup.callback(launcher.close)
+        epoch = store.acquire(keyspace.lease(lease), f"{lease}-p", 60_000)
+        spec = LaunchSpec(name=f"{lease}-s", lease=lease, role="secondary", nf={"type": "counter"},
+                          flow_groups=16, engine=PAIR_ENGINE)
+        s = launcher.launch(spec, host="h2")
+        p = launcher.launch(replace(spec, name=f"{lease}-p", role="primary", replicas=(s.repl_addr,)),
+                            host="h1")
+        table = SteeringTable(store)
+        for g in range(4):
+            table.put(SteeringEntry("nf", str(g), p, (s,), epoch, lease))
+        yield FailoverPair(store, launcher, table, p, s, epoch)

@@ -13,19 +13,16 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from nfnet import NFNet, wait_for
-from ovsnet import root_launcher
+from nfnet import wait_for
+from ovsnet import FailoverPair
 
 from nf.control import ControlClient, ControlError
 from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector
-from nf.launcher import LaunchSpec
-from nf.steering import SteeringEntry, SteeringTable
-from nf.store import keys as keyspace
 
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
 STALL_MS = 2500.0
 
 
@@ -34,19 +31,14 @@ def _workers(main_pid: int) -> list[int]:
 
 
 @pytest.mark.netns
-def test_starved_primary_is_not_failed_over_until_it_stalls(nfnet3: NFNet, tmp_path: Path) -> None:
-    srv, store, launcher = root_launcher(nfnet3, tmp_path, ("p", "s"))
+def test_starved_primary_is_not_failed_over_until_it_stalls(
+    failover_pair: Callable[[str], FailoverPair],
+) -> None:
+    pair = failover_pair("bz")
+    store, launcher, table, p = pair.store, pair.launcher, pair.table, pair.primary
     fdu: FailureDetector | None = None
     stopped: list[int] = []
     try:
-        epoch = store.acquire(keyspace.lease("bz"), "bz-p", 60_000)
-        s = launcher.launch(LaunchSpec(name="bz-s", lease="bz", role="secondary", nf={"type": "counter"},
-                                       flow_groups=16, engine=ENGINE), host="h2")
-        p = launcher.launch(LaunchSpec(name="bz-p", lease="bz", role="primary", nf={"type": "counter"},
-                                       flow_groups=16, engine=ENGINE, replicas=(s.repl_addr,)), host="h1")
-        table = SteeringTable(store)
-        for g in range(4):
-            table.put(SteeringEntry("nf", str(g), p, (s,), epoch, "bz"))
         orch = FailoverOrchestrator(store, launcher, control_timeout_s=1.0)
         cfg = DetectorConfig(interval_ms=50, timeout_ms=100, miss_threshold=3, replace_secondary=False,
                              stall_ms=STALL_MS)
@@ -80,6 +72,3 @@ def test_starved_primary_is_not_failed_over_until_it_stalls(nfnet3: NFNet, tmp_p
         for w in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(w, signal.SIGCONT)  # never leave a stopped process behind
-        launcher.close()
-        store.close()
-        srv.stop()

@@ -7,35 +7,23 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from nfnet import NFNet, wait_for
-from ovsnet import root_launcher
+from nfnet import wait_for
+from ovsnet import FailoverPair
 
 from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector
-from nf.launcher import LaunchSpec
-from nf.steering import SteeringEntry, SteeringTable
 from nf.store import keys as keyspace
-
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
 
 
 @pytest.mark.netns
-def test_unanswered_promotion_is_retried(nfnet3: NFNet, tmp_path: Path) -> None:
-    net = nfnet3
-    srv, store, launcher = root_launcher(net, tmp_path, ("p", "s"))
+def test_unanswered_promotion_is_retried(failover_pair: Callable[[str], FailoverPair]) -> None:
+    pair = failover_pair("rt")
+    store, launcher, table = pair.store, pair.launcher, pair.table
     fdu: FailureDetector | None = None
     spid = 0
     try:
-        epoch = store.acquire(keyspace.lease("rt"), "rt-p", 60_000)
-        s = launcher.launch(LaunchSpec(name="rt-s", lease="rt", role="secondary", nf={"type": "counter"},
-                                       flow_groups=16, engine=ENGINE), host="h2")
-        p = launcher.launch(LaunchSpec(name="rt-p", lease="rt", role="primary", nf={"type": "counter"},
-                                       flow_groups=16, engine=ENGINE, replicas=(s.repl_addr,)), host="h1")
-        table = SteeringTable(store)
-        for g in range(4):
-            table.put(SteeringEntry("nf", str(g), p, (s,), epoch, "rt"))
         spid = launcher.procs["rt-s"].pid
         os.killpg(spid, signal.SIGSTOP)  # the secondary cannot answer the first promotion
         launcher.kill("rt-p")
@@ -56,6 +44,3 @@ def test_unanswered_promotion_is_retried(nfnet3: NFNet, tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if spid:
                 os.killpg(spid, signal.SIGCONT)  # never leave a stopped process behind
-        launcher.close()
-        store.close()
-        srv.stop()
