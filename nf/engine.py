@@ -47,6 +47,7 @@ from nf import flow as flowmod
 from nf import shim
 from nf.instance_config import InstanceConfig, parse_addr
 from nf.metrics import Metrics, bucket_of
+from nf.neigh import NeighbourWarmer
 from nf.replication import protocol
 from nf.replication.primary import ReplicaChannel
 from nf.replication.replica import InboundChannel
@@ -179,6 +180,12 @@ class Worker:
         self._last_sweep = 0
         #: wire keys expired in the last two sweeps (a returning flow continues at its seq)
         self.expired: dict[bytes, int] = {}
+        #: replica side: keep the neighbour entries of the addresses this instance will send to once
+        #: promoted or handed flows (nf.neigh; a cold ARP entry drops all but ~100 packets)
+        self.neigh = NeighbourWarmer()
+        for hop in self.nf.next_hops():
+            self.neigh.want(socket.inet_ntoa(hop))
+        self._last_neigh = 0
         self._open_sockets()
         for r in cfg.replicas:
             self._add_channel(r)
@@ -313,6 +320,9 @@ class Worker:
         if self._idle_ns and now - self._last_sweep >= self._idle_ns // 4:
             self._last_sweep = now
             self._expire_idle(now)
+        if self.neigh.addrs and now - self._last_neigh >= 1_000_000_000:
+            self._last_neigh = now
+            self.neigh.tick()
 
     def _expire_idle(self, now: int) -> None:
         """Forget owned flows idle for ``flow_idle_timeout_s`` (deletions replicate like updates).
@@ -449,6 +459,9 @@ class Worker:
                 c["malformed"] += 1
                 return
             fs = FlowSeq(ep, group, (not dup) and self.role == "primary" and group not in self.frozen)
+            if not fs.owned:  # once per replica flow: both ends (a reply goes to the source)
+                self.neigh.want(socket.inet_ntoa(d[_SHIM_LEN + 12:_SHIM_LEN + 16]))
+                self.neigh.want(socket.inet_ntoa(d[_SHIM_LEN + 16:_SHIM_LEN + 20]))
             if self.expired and self.expired.pop(key, None) is not None:
                 fs.epoch, fs.next = ep, seq  # an expired flow resumes: no gap to wait for
             self.seqs[key] = fs
@@ -1264,6 +1277,7 @@ class Worker:
         for s in (self.data_sock, self.dup_sock, self.egress, self.fwd_sock, self.listener):
             with contextlib.suppress(OSError):
                 s.close()
+        self.neigh.close()
         self.nf.close()
 
 

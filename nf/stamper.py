@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from deftctl.config import ConfigError, load
 from nf import shim
 from nf.flow import parse_5tuple
+from nf.neigh import NeighbourWarmer
 
 if TYPE_CHECKING:
     from nf.steering import SteeringEntry
@@ -93,7 +95,9 @@ class StamperConfig:
     ``stamper``; ``workers``: default worker count of instances steered from the store;
     ``control_socket``: JSON control path; ``flow_idle_timeout_s``: forget a flow's counter after
     this long without packets (0 = never; must be >= 1.5 x the instances' engine timeout so an
-    instance never still remembers a flow the stamper restarts at seq 0)."""
+    instance never still remembers a flow the stamper restarts at seq 0); ``neigh_refresh_s``:
+    re-probe interval (s) of the neighbour entries of every primary and secondary in the steering
+    table (nf.neigh: a switch-over to a secondary must not start with ARP resolution)."""
 
     id: int = 1
     service: str = "nf"
@@ -108,6 +112,7 @@ class StamperConfig:
     translated: list[Translated] = field(default_factory=list)
     control_socket: str = ""
     flow_idle_timeout_s: float = 0.0
+    neigh_refresh_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.duplicate not in ("ovs", "stamper"):
@@ -159,6 +164,7 @@ class Stamper:
 
     def __init__(self, cfg: StamperConfig, store: Any = None) -> None:
         self.cfg = cfg
+        self._neigh_new: deque[str] = deque()  # addresses to probe (appended by any thread)
         self.store = store
         self.table: list[Compiled | None] = [None] * cfg.flow_groups
         for s in cfg.steering:
@@ -171,6 +177,7 @@ class Stamper:
                          "send_errors": 0}
         self.running = True
         self._watcher: Any = None
+        self.neigh = NeighbourWarmer(cfg.neigh_refresh_s)
 
     def _take_epoch(self) -> int:
         if self.store is None:
@@ -186,6 +193,10 @@ class Stamper:
         entry: Compiled = (pip, pport, target.workers, secs)
         for g in groups:
             self.table[g] = entry
+        # every replica may become the primary: resolve its address now (the serve loop probes;
+        # steer() runs on the watcher and control threads, deque appends are thread-safe)
+        self._neigh_new.append(pip)
+        self._neigh_new.extend(_addr(s)[0] for s in target.secondaries)
 
     def watch_store(self) -> None:
         """Follow ``steering/<service>/`` in the store (nf.steering.SteeringEntry JSON)."""
@@ -268,11 +279,16 @@ class Stamper:
         os.set_blocking(fd, False)
         idle_s = self.cfg.flow_idle_timeout_s
         rotate_at = time.monotonic() + idle_s
+        neigh_at = 0.0
         while self.running:
-            if idle_s and time.monotonic() >= rotate_at:
+            now = time.monotonic()
+            if idle_s and now >= rotate_at:
                 # two generations: a flow idle for idle_s..2*idle_s is forgotten
                 self.old_seqs, self.seqs = self.seqs, {}
-                rotate_at = time.monotonic() + idle_s
+                rotate_at = now + idle_s
+            if self._neigh_new or now >= neigh_at:
+                self._warm_neighbours(now)
+                neigh_at = now + 1.0
             if not poller.poll(200):
                 continue
             for _ in range(256):
@@ -282,10 +298,18 @@ class Stamper:
                     break
                 stamp(pkt)
         os.close(fd)
+        self.neigh.close()
+
+    def _warm_neighbours(self, now: float) -> None:
+        q = self._neigh_new
+        while q:
+            self.neigh.want(q.popleft())
+        self.neigh.tick(now)
 
     def status(self) -> dict[str, Any]:
         return {"id": self.cfg.id, "epoch": self.epoch, "flows": len(self.seqs) + len(self.old_seqs),
-                "groups_routed": sum(1 for e in self.table if e is not None), **self.counters}
+                "groups_routed": sum(1 for e in self.table if e is not None),
+                "neigh_probes": self.neigh.probes, **self.counters}
 
     def command(self, cmd: str, args: dict[str, Any]) -> Any:
         if cmd in ("status", "metrics"):

@@ -45,6 +45,11 @@ class NFLogic(abc.ABC):
         #: global-state updates done by this NF (added to metrics by the engine)
         self.global_updates = 0
 
+    def next_hops(self) -> list[bytes]:
+        """Packed IPv4 addresses this NF sends to whatever its input says (e.g. the balancer's
+        backends); the engine keeps their neighbour entries resolved while it is a replica."""
+        return []
+
     @abc.abstractmethod
     def process(self, pkt: bytes, key: bytes, forward: bool, group: int) -> bytes | None:
         """Handle one inner IPv4 packet of flow ``key`` (``forward``: src is the key's low end)."""

@@ -69,6 +69,9 @@ class LoadBalancerNF(NFLogic):
         self.rev: dict[bytes, bytes] = {}  # state key -> return-flow key
         self._rr = ctx.worker  # workers start at different backends
 
+    def next_hops(self) -> list[bytes]:
+        return [ip for ip, _ in self.backends]
+
     def state_key(self, key: bytes) -> bytes:
         return self.alias.get(key, key)
 
