@@ -156,7 +156,8 @@ NF = Measurement(
         _f("rate_pps", "float", "packets/s", "released packets per second over the agent interval"),
         _f("rate_bps", "float", "bytes/s", "released bytes per second over the agent interval"),
         _f("processed_pps", "float", "packets/s", "processed packets per second over the agent interval"),
-        _f("drops_pps", "float", "packets/s", "input-buffer drops per second over the agent interval"),
+        _f("drops_pps", "float", "packets/s",
+            "input drops per second (input buffer + socket buffer) over the agent interval"),
         _f("cpu_percent", "float", "% of one core", "CPU of the instance process (process launcher)"),
         _f("rss_bytes", "int", "bytes", "resident memory of the instance process (process launcher)"),
         # nf/metrics.py summarize(): DEFT's metric set
@@ -185,6 +186,8 @@ NF = Measurement(
         _counter("egress_errors", "packets", "released packets the egress socket failed to send"),
         _counter("nf_dropped", "packets", "packets the NF logic dropped on purpose (deny, no NAT port)"),
         _counter("dropped", "packets", "input-buffer tail drops (DEFT 'Packets Dropped')"),
+        _counter("socket_dropped", "packets", "kernel receive-buffer overflows of the NF's sockets"),
+        _counter("input_dropped", "packets", "dropped + socket_dropped: input lost before processing"),
         _counter("malformed", "packets", "bad shim / bad IPv4 / wrong worker"),
         _counter("duplicates", "packets", "(epoch, seq) already seen, dropped once"),
         _counter("reordered", "packets", "packets that waited in a reorder buffer"),

@@ -68,6 +68,11 @@ _RECV_MAX = 65535  # bytes: any UDP datagram fits
 _WCACHE_MAX = 1 << 18  # entries per protocol in the flow-key cache (cleared when full)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+#: getsockopt(SOL_SOCKET, SO_MEMINFO): the socket's memory counters (linux/sock_diag.h); the 9th
+#: (SK_MEMINFO_DROPS) counts datagrams dropped on a full receive buffer
+SO_MEMINFO = 55
+SK_MEMINFO_DROPS = 8
+_MEMINFO = struct.Struct("9I")
 
 
 class FlowSeq:
@@ -185,7 +190,7 @@ class Worker:
         self.neigh = NeighbourWarmer()
         for hop in self.nf.next_hops():
             self.neigh.want(socket.inet_ntoa(hop))
-        self._last_neigh = 0
+        self._last_second = 0  # once-a-second chores: socket drop counts, neighbour probes
         self._open_sockets()
         for r in cfg.replicas:
             self._add_channel(r)
@@ -214,6 +219,15 @@ class Worker:
         self.listener.bind((self.cfg.repl_bind, self.cfg.repl_port + self.idx))
         self.listener.listen(64)
         self.listener.setblocking(False)
+
+    def _socket_drops(self) -> int:
+        """Datagrams the kernel dropped because a socket's receive buffer was full (packets)."""
+        n = 0
+        for s in (self.data_sock, self.dup_sock):
+            with contextlib.suppress(OSError):
+                n += _MEMINFO.unpack(s.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size))[
+                    SK_MEMINFO_DROPS]
+        return n
 
     def _add_channel(self, base: str, temporary: bool = False, joining: bool = False) -> ReplicaChannel:
         """Channel to replica ``base`` (idempotent). ``joining``: added at run time, so it holds
@@ -320,9 +334,11 @@ class Worker:
         if self._idle_ns and now - self._last_sweep >= self._idle_ns // 4:
             self._last_sweep = now
             self._expire_idle(now)
-        if self.neigh.addrs and now - self._last_neigh >= 1_000_000_000:
-            self._last_neigh = now
-            self.neigh.tick()
+        if now - self._last_second >= 1_000_000_000:
+            self._last_second = now
+            self.c["socket_dropped"] = self._socket_drops()
+            if self.neigh.addrs:
+                self.neigh.tick()
 
     def _expire_idle(self, now: int) -> None:
         """Forget owned flows idle for ``flow_idle_timeout_s`` (deletions replicate like updates).

@@ -72,6 +72,7 @@ COUNTERS: tuple[str, ...] = (
     "released_bytes",      # bytes of released inner packets
     "nf_dropped",          # packets the NF logic dropped on purpose (firewall deny, no NAT port)
     "dropped",             # input-buffer tail drops (DEFT "Packets Dropped")
+    "socket_dropped",      # kernel receive-buffer overflows of the data + duplicate sockets
     "malformed",           # bad shim / bad IPv4 / wrong worker: counted and dropped
     "duplicates",          # (epoch, seq) already processed or buffered: dropped exactly once
     "reordered",           # packets that waited in a reorder buffer
@@ -174,6 +175,9 @@ def summarize(raw: dict[str, Any], now_ns: int | None = None) -> dict[str, float
         "throughput_pps": rel / span_s if span_s else 0.0,
         "processed": c["processed"],
         "dropped": c["dropped"],
+        # everything lost on the way in: what an overloaded NF really sheds (a starved one mostly
+        # overflows its socket before its own input buffer fills)
+        "input_dropped": c["dropped"] + c["socket_dropped"],
         "input_buffer_max": raw["in_buffer_max"],
         "output_buffer_max": raw["out_buffer_max"],
         "time_in_input_buffer_ms": tin,

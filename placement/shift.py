@@ -125,13 +125,16 @@ class PolicyRun:
     duplicates: int = 0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
-    nf_dropped: int = 0  # input-buffer tail drops reported by the service's instances
+    nf_dropped: int = 0  # input drops (input buffer + socket buffer) reported by the instances
     migrations: list[dict[str, Any]] = field(default_factory=list)  # executed moves, t in s from start
     decisions: int = 0
     #: policy name -> decisions it made: the service falls back to its heuristic when the model is
     #: missing or telemetry is stale, and the report must say so rather than credit the model
     decided_by: dict[str, int] = field(default_factory=dict)
     series: dict[str, list[float]] = field(default_factory=dict)  # t_s, processed_pps, drops_pps
+    #: instance -> its last reported data-plane counters (INSTANCE_COUNTERS): where packets went
+    #: when the sink saw loss, duplicates or reordering (a failover, a replay, a full socket)
+    instances: dict[str, dict[str, int]] = field(default_factory=dict)
     error: str = ""
 
 
@@ -212,6 +215,23 @@ def profile_doc(cfg: ShiftConfig) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: cumulative nf counters (agent/schema.py) kept per instance in results.json
+INSTANCE_COUNTERS = ("received", "processed", "released", "dropped", "socket_dropped", "duplicates",
+                     "reordered", "gaps_skipped", "replayed", "forwarded", "failovers", "migrations_in",
+                     "migrations_out", "migration_dropped", "replica_log_overflow")
+
+
+def _instance_counters(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per instance, the largest value of each counter in ``rows`` (counters only grow)."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in rows:
+        inst = out[str(r.get("instance"))]
+        for k in INSTANCE_COUNTERS:
+            if r.get(k) is not None:
+                inst[k] = max(inst.get(k, 0), int(r[k]))
+    return dict(out)
+
+
 def _query(c: Cluster, cfg: ShiftConfig, influxql: str) -> list[dict[str, Any]]:
     out = c.run(c.controller, [cfg.agent_python, "-m", "agent", "query", influxql, "--json"])
     rows: list[dict[str, Any]] = json.loads(out)
@@ -236,11 +256,12 @@ def _series(rows: list[dict[str, Any]], t0_ms: int) -> dict[str, list[float]]:
 
 
 def _dropped(rows: list[dict[str, Any]]) -> int:
-    """Input-buffer drops during the run: per instance, last - first of the cumulative counter."""
+    """Input drops (input buffer + socket buffer) during the run: per instance, last - first of
+    the cumulative ``input_dropped`` counter."""
     per: dict[str, list[int]] = defaultdict(list)
     for r in rows:
-        if r.get("dropped") is not None:
-            per[str(r.get("instance"))].append(int(r["dropped"]))
+        if r.get("input_dropped") is not None:
+            per[str(r.get("instance"))].append(int(r["input_dropped"]))
     return sum(max(v) - min(v) for v in per.values())
 
 
@@ -384,11 +405,13 @@ class ShiftRun:
             cfg,
             # every instance of the service: the `role` tag is the role an instance started with,
             # and a migration target that started as the secondary processes the traffic afterwards
-            f'SELECT "processed_pps", "drops_pps", "dropped", "instance" FROM "nf" '
-            f"WHERE \"service\" = '{cfg.service}' AND {window}",
+            'SELECT "processed_pps", "drops_pps", "input_dropped", "instance", '
+            + ", ".join(f'"{k}"' for k in INSTANCE_COUNTERS)
+            + f" FROM \"nf\" WHERE \"service\" = '{cfg.service}' AND {window}",
         )
         res.series = _series(nf_rows, t0_ns // 1_000_000)
         res.nf_dropped = _dropped(nf_rows)
+        res.instances = _instance_counters(nf_rows)
         rows = _query(self.c, cfg, f'SELECT * FROM "placement" WHERE "host" = \'{tag}\' AND {window}')
         res.decisions = len(rows)
         for r in rows:
@@ -440,7 +463,8 @@ def write_report(cfg: ShiftConfig, results: list[PolicyRun]) -> Path:
         f"({cfg.small_cpus} CPU, declared {cfg.small_capacity_pps:.0f} pps); traffic {cfg.base_pps:.0f} pps, "
         f"from {cfg.shift_at_s:.0f} s a {cfg.rise_s:.0f} s ramp to {cfg.peak_pps:.0f} pps, "
         f"{cfg.duration_s:.0f} s in all. Loss, reordering and latency are the sink's (exact, per flow); "
-        "NF drops are the instances' input-buffer tail drops from the telemetry.", "",
+        "NF drops are what the instances' telemetry counts as lost on input (input buffer and socket "
+        "buffer).", "",
         "| policy | sent | delivered | lost | loss % | reordered | dup | p50 ms | p99 ms | NF drops "
         "| migrations |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -32,7 +32,7 @@ _RATES: Mapping[str, str] = {
     "released": "rate_pps",
     "released_bytes": "rate_bps",
     "processed": "processed_pps",
-    "dropped": "drops_pps",
+    "input_dropped": "drops_pps",
 }
 
 MetricsFetcher = Callable[[InstanceRecord, float], Mapping[str, Any]]

@@ -37,10 +37,14 @@ def test_bad_config_is_named(kw: dict[str, object], what: str) -> None:
 def test_series_sums_instances_per_second_and_drops_use_counters() -> None:
     t0 = 1_000_000  # ms, as `agent query --json` returns times
     rows = [
-        {"time": t0 + 100, "instance": "a", "processed_pps": 900.0, "drops_pps": 0.0, "dropped": 10},
-        {"time": t0 + 1100, "instance": "a", "processed_pps": 1000.0, "drops_pps": 50.0, "dropped": 60},
-        {"time": t0 + 1200, "instance": "b", "processed_pps": 20.0, "drops_pps": None, "dropped": 0},
-        {"time": t0 + 2100, "instance": "a", "processed_pps": 1000.0, "drops_pps": 40.0, "dropped": 100},
+        {"time": t0 + 100, "instance": "a", "processed_pps": 900.0,
+         "drops_pps": 0.0, "input_dropped": 10},
+        {"time": t0 + 1100, "instance": "a", "processed_pps": 1000.0,
+         "drops_pps": 50.0, "input_dropped": 60},
+        {"time": t0 + 1200, "instance": "b", "processed_pps": 20.0,
+         "drops_pps": None, "input_dropped": 0},
+        {"time": t0 + 2100, "instance": "a", "processed_pps": 1000.0,
+         "drops_pps": 40.0, "input_dropped": 100},
     ]
     s = _series(rows, t0)
     assert s["t_s"] == [0.0, 1.0, 2.0]
