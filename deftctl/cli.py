@@ -12,6 +12,8 @@ import logging
 
 import typer
 
+from deftctl import setup_logging
+
 app = typer.Typer(no_args_is_help=True, help="DEFT-RL: stateful VNFs, fault tolerance, RL placement.")
 
 # (sub-command name, module that defines `app`, one-line help)
@@ -30,10 +32,7 @@ _PARTS: list[tuple[str, str, str]] = [
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 for _name, _module, _help in _PARTS:

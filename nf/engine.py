@@ -540,7 +540,13 @@ class Worker:
             self.waiting.add(key)
 
     def _drain_flow(self, fs: FlowSeq, key: bytes) -> None:
-        """Process buffered packets of ``fs`` while the next expected one is there."""
+        """Process buffered packets of ``fs`` while the next expected one is there.
+
+        Never for a group being handed over: its last batch is already fixed (the target's state
+        starts there and the target replays the rest), so a packet processed here now would be
+        released by both instances. Its buffered packets go to the target with the handover."""
+        if self.frozen and fs.owned and fs.group in self.frozen:
+            return
         pend = fs.pending
         progressed = False
         while pend:
@@ -587,6 +593,8 @@ class Worker:
                 continue
             if len(self.inflight) >= self.ecfg.max_inflight:
                 return
+            if self.frozen and fs.group in self.frozen:
+                continue  # the target decides about this gap once it owns the flow
             if now - fs.gap_since >= limit:
                 self._skip_gap(fs)
                 self._drain_flow(fs, key)

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from deftctl import setup_logging
 from deftctl.config import ConfigError, load
 from nf import metrics as metricsmod
 from nf.control import COMMANDS
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="instance YAML (see nf.instance_config)")
     ap.add_argument("--log-level", default="INFO")
     ns = ap.parse_args(argv)
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(ns.log_level.upper())
     try:
         cfg = load(InstanceConfig, ns.config)
     except ConfigError as exc:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deftctl import setup_logging
 from deftctl.config import ConfigError, load
 from nf import shim
 from nf.flow import parse_5tuple
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True)
     ap.add_argument("--log-level", default="INFO")
     ns = ap.parse_args(argv)
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(ns.log_level.upper())
     try:
         cfg = load(StamperConfig, ns.config)
     except ConfigError as exc:
