@@ -31,15 +31,11 @@ from lab import lifecycle
 #: Delivery, migration, live placement and the load shift run in every `python3 -m pytest`. The kill
 #: -9 failover across hosts passed 3 of 5 runs on the lab on 2026-12-03 after the detector fixes; the
 #: one failure whose output was kept had 43 reordered packets at the sink (promotion, state and
-#: resumption were right), most likely the dead primary's last released packets still queued in
-#: its host's userspace OVS while the new primary's path was faster. It stays out of CI until the
-#: new primary holds its first output until the old path has drained; failover is covered in CI
+#: resumption were right). It stays out of CI until it passes reliably; failover is covered in CI
 #: on netns topologies (tests/nf/test_failover_e2e.py, tests/nf/test_failover_busy_primary.py).
 RUN_ENV = "DEFT_INTEGRATION"
 OPT_IN = {
     "test_failover_overlay.py": "cross-host kill -9 failover: 3/5 on the lab (reordering at the sink)",
-    # failed in the fresh-clone run of 2026-12-03 (cause not captured before the session ended)
-    "test_shift_live.py": "live load shift: failed once in a fresh-clone run; opt-in",
 }
 
 
