@@ -132,7 +132,8 @@ def train(
     iterations: int = typer.Option(0, help="PPO iterations after imitation (one episode per iteration)."),
     bc_iterations: int = typer.Option(130, help="DAgger imitation iterations (0 = off)."),
     bc_teacher: str = typer.Option(
-        "auto", help="Teacher: a policy name, least-loaded@T/M, or auto (best of the pool per scenario)."
+        "auto",
+        help="Teacher: a policy name, least-loaded@T/M, excess-greedy@T/M, or auto (best of the pool).",
     ),
     envs: int = typer.Option(16, help="Parallel simulated clusters per iteration."),
     seed: int = typer.Option(1, help="Training seed (torch + scenario seeds)."),

@@ -94,7 +94,10 @@ class Observation:
 
     def index(self, b: int) -> Observation:
         """The single-environment observation ``b`` (still with a batch dim of 1)."""
-        s = slice(b, b + 1)
+        return self.take(slice(b, b + 1))
+
+    def take(self, s: slice | np.ndarray) -> Observation:
+        """The environments selected by ``s`` (a slice or an index array) along the batch dim."""
         return Observation(
             self.hosts[s],
             self.vnfs[s],

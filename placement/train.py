@@ -8,6 +8,8 @@
    heuristic, or with ``bc_teacher="auto"`` the member of ``teacher_pool`` with the lowest mean cost
    on that scenario's *training* seeds (chosen once, before imitation). The network then learns the
    states the teachers never visit, and one set of weights acts differently per cluster situation.
+   ``EXTRA_TEACHERS`` (the one-step greedy on the ILP objective, and the ILP itself, which labels
+   only a sample of the states) can be added to the pool; they validated worse (README "Results").
 2. (optional) PPO with action masking: one full episode per iteration, GAE advantages from the
    per-step reward ``-cost * reward_scale / n_hosts``, ``update_epochs`` clipped updates.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from tqdm import tqdm
 from placement.calibration import Calibration, load_calibration
 from placement.observation import pair_mask
 from placement.policies import Policy, make_policy
-from placement.policies.heuristics import LeastLoadedPolicy
+from placement.policies.heuristics import ExcessGreedyPolicy, LeastLoadedPolicy
 from placement.policies.rl import (
     NetConfig,
     RlPolicy,
@@ -60,7 +62,9 @@ SMALL_SCENARIOS = [
     "churn-small",
 ]
 ALL_SCENARIOS = [p.stem for p in builtin_scenarios()]
-# "least-loaded@T/M": least-loaded with overload trigger T (fraction) and hysteresis margin M
+# "least-loaded@T/M": least-loaded with overload trigger T (fraction) and hysteresis margin M;
+# "excess-greedy@T/M": the one-step greedy on the ILP objective with threshold T and per-move weight M;
+# "ilp": the per-step MILP, a candidate only where it runs (hosts x VNFs <= ilp_max_binaries)
 TEACHER_POOL = (
     "least-loaded",
     "least-loaded@0.7/0.02",
@@ -69,6 +73,9 @@ TEACHER_POOL = (
     "best-fit",
     "first-fit",
 )
+# tried as extra pool members (README "Results"): validated worse (0.89 vs 0.80), not in the default
+EXTRA_TEACHERS = ("excess-greedy", "excess-greedy@0.75/0.02", "excess-greedy@0.7/0.05", "ilp")
+EXPENSIVE_TEACHERS = ("ilp",)  # ~10 ms per environment and step: label only a sample of the states
 HEURISTIC_REFERENCE = ("first-fit", "best-fit", "least-loaded", "thesis-80")  # the "best heuristic" set
 
 
@@ -81,9 +88,11 @@ class TrainConfig:
     iterations: int = 0  # PPO iterations after imitation (one full episode on num_envs seeds each)
     num_envs: int = 16
     bc_iterations: int = 130  # DAgger iterations (0 = off); one scenario episode each
-    bc_teacher: str = "auto"  # a policy name, "least-loaded@T/M", or "auto" (best of teacher_pool)
+    bc_teacher: str = "auto"  # a policy name, "least-loaded@T/M", "excess-greedy@T/M", or "auto"
     teacher_pool: list[str] = field(default_factory=lambda: list(TEACHER_POOL))
     teacher_select_seeds: int = 8  # training seeds per scenario used to pick the "auto" teacher
+    ilp_max_binaries: int = 200  # "ilp" is a teacher candidate only where hosts x VNFs <= this
+    expensive_label_fraction: float = 0.25  # share of network-driven steps an expensive teacher labels
     dagger_beta_iterations: int = 39  # beta (teacher share) falls 1 -> 0 over these iterations
     dagger_buffer: int = 4  # episodes kept per scenario in the imitation buffer
     bc_steps: int = 60  # imitation gradient steps per iteration (spread over all scenario buffers)
@@ -106,6 +115,7 @@ class TrainConfig:
     hidden: int = 64
     eval_seeds: int = 4  # validation seeds per scenario for the "best" checkpoint
     eval_every: int = 13  # iterations between validation runs (imitation and PPO)
+    noop_bias_grid: list[float] = field(default_factory=list)  # no-op biases tried after training (off)
     out: Path = Path("runs/placement/model.pt")
     threads: int = 1  # torch intra-op threads; >1 only slows these small matrices down
 
@@ -133,6 +143,11 @@ def make_teacher(spec: str) -> Policy:
     if spec.startswith("least-loaded@"):
         thr, margin = spec.split("@", 1)[1].split("/")
         return LeastLoadedPolicy(threshold=float(thr), margin=float(margin))
+    if spec.startswith("excess-greedy@"):
+        thr, weight = spec.split("@", 1)[1].split("/")
+        return ExcessGreedyPolicy(threshold=float(thr), migration_weight=float(weight))
+    if spec == "excess-greedy":
+        return ExcessGreedyPolicy()
     return make_policy(spec)
 
 
@@ -177,17 +192,50 @@ def evaluate_net(
 
 def pick_teachers(cfg: TrainConfig, scenarios: list[Scenario], cal: Calibration) -> dict[str, str]:
     """Teacher per scenario: ``cfg.bc_teacher``, or for "auto" the pool member with the lowest mean
-    cost on ``teacher_select_seeds`` training seeds of that scenario."""
+    cost on ``teacher_select_seeds`` training seeds of that scenario ("ilp" only on instances with
+    at most ``ilp_max_binaries`` host x VNF pairs)."""
     if cfg.bc_teacher != "auto":
         return {sc.name: cfg.bc_teacher for sc in scenarios}
     base = TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000  # training range, apart from the episodes
     seeds = list(range(base, base + cfg.teacher_select_seeds))
     out = {}
     for sc in scenarios:
-        costs = {p: policy_cost(make_teacher(p), sc, seeds, cal) for p in cfg.teacher_pool}
+        pool = [p for p in cfg.teacher_pool if p != "ilp" or sc.n_hosts * sc.n_vnfs <= cfg.ilp_max_binaries]
+        costs = {p: policy_cost(make_teacher(p), sc, seeds, cal) for p in pool}
         out[sc.name] = min(costs, key=lambda p: costs[p])
         log.info("teacher for %s: %s (%s)", sc.name, out[sc.name], {k: round(v, 1) for k, v in costs.items()})
     return out
+
+
+def calibrate_noop_bias(cfg: TrainConfig, path: Path, cal: Calibration | None = None) -> float:
+    """Pick the no-op logit bias of the checkpoint at ``path`` on the validation seeds; rewrite it.
+
+    Every value of ``cfg.noop_bias_grid`` is scored like a checkpoint (geometric mean over the
+    training scenarios of ``(cost + 1) / (best heuristic + 1)``); the checkpoint keeps its bias unless
+    one scores strictly lower. The scores go to ``meta["noop_bias_scores"]``. Returns the bias kept.
+    """
+    cal = cal or load_calibration()
+    net, meta = load_checkpoint(path)
+    scenarios = [load_scenario(s) for s in cfg.scenarios]
+    eval_seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + cfg.eval_seeds))
+    reference = meta.get("validation_reference") or reference_costs(scenarios, eval_seeds, cal)
+    base = net.cfg
+    if "eval_score" in meta:
+        scores = {base.noop_bias: float(meta["eval_score"])}
+    else:
+        scores = {base.noop_bias: evaluate_net(net, scenarios, eval_seeds, cal, reference)}
+    for bias in cfg.noop_bias_grid:
+        if bias in scores:
+            continue
+        net.cfg = replace(base, noop_bias=float(bias))
+        scores[float(bias)] = evaluate_net(net, scenarios, eval_seeds, cal, reference)
+        log.info("no-op bias %.2f: validation score %.3f", bias, scores[float(bias)])
+    chosen = min(scores, key=lambda b: (scores[b], b != base.noop_bias))
+    net.cfg = replace(base, noop_bias=chosen)
+    meta.update(noop_bias_scores={str(k): v for k, v in scores.items()}, eval_score=scores[chosen])
+    save_checkpoint(net, path, meta)
+    log.info("no-op bias kept: %.2f (validation score %.3f)", chosen, scores[chosen])
+    return chosen
 
 
 def _minibatch(cfg: TrainConfig, sc: Scenario) -> int:
@@ -199,7 +247,10 @@ def _dagger_episode(
 ) -> tuple[TorchObs, torch.Tensor, float]:
     """One DAgger episode: mixed teacher/network rollout, every kept state labelled by the teacher.
 
-    Returns the kept states, their teacher actions (network indexing, no-op = V) and the mean cost.
+    An expensive teacher (:data:`EXPENSIVE_TEACHERS`) is asked only where it drives the step and, of
+    the network-driven steps, in a random ``expensive_label_fraction`` of them; only those states are
+    kept. Returns the kept states, their teacher actions (network indexing, no-op = V) and the mean
+    cost.
     """
     beta = max(0.0, 1.0 - it / max(cfg.dagger_beta_iterations, 1))
     sim = ClusterSim(sc, _episode_seeds(cfg, it), cal)
@@ -207,17 +258,28 @@ def _dagger_episode(
     rng = np.random.default_rng(cfg.seed * 1_000_003 + it)
     keep_p = min(1.0, cfg.store_pairs / (sc.n_vnfs * sc.n_hosts * sim.B * sc.steps))
     student = RlPolicy(net)
+    expensive = teacher.name in EXPENSIVE_TEACHERS
     obs = sim.observe()
     states: list[TorchObs] = []
     labels: list[torch.Tensor] = []
     while not sim.done:
         mask = pair_mask(obs)
-        t_moves = teacher.decide(obs, mask)
+        if expensive:  # draw who follows the teacher first, then ask it only where needed
+            use_t = rng.random(sim.B) < beta
+            keep = rng.random(sim.B) < keep_p
+            keep &= use_t | (rng.random(sim.B) < cfg.expensive_label_fraction)
+            need = np.flatnonzero(use_t | keep)
+            t_moves = np.tile(np.array([NOOP, 0], dtype=np.int64), (sim.B, 1))
+            if need.size:
+                t_moves[need] = teacher.decide(obs.take(need), mask[need])
+        else:  # the draw order of the shipped model's run (keep, then use_t), so it reproduces
+            t_moves = teacher.decide(obs, mask)
+            keep = rng.random(sim.B) < keep_p
+            use_t = rng.random(sim.B) < beta if beta < 1.0 else np.ones(sim.B, dtype=bool)
         teach = t_moves.copy()
         b = np.arange(sim.B)
         valid = (teach[:, 0] != NOOP) & mask[b, np.clip(teach[:, 0], 0, None), teach[:, 1]]
         teach[~valid] = (sim.V, 0)
-        keep = rng.random(sim.B) < keep_p
         if keep.any():
             o = TorchObs.from_numpy(obs, mask)
             idx = torch.from_numpy(np.flatnonzero(keep))
@@ -227,7 +289,6 @@ def _dagger_episode(
             moves = t_moves
         else:
             s_moves = student.decide(obs, mask)
-            use_t = rng.random(sim.B) < beta
             moves = np.where(use_t[:, None], t_moves, s_moves)
         sim.step(moves)
         obs = sim.observe()
@@ -372,4 +433,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if total == 0:
         checkpoint(0)
     bar.close()
+    if cfg.noop_bias_grid:
+        calibrate_noop_bias(cfg, best_path, cal)
     return best_path

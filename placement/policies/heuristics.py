@@ -14,6 +14,9 @@ definition) they move one VNF off it per step and differ only in *which* VNF goe
   new NF" branch has no counterpart in a fixed cluster, so it does nothing then. This is an adapter
   to the one implementation in ``nf/balancer.py``.
 
+``excess-greedy`` (an imitation teacher, not a reported baseline) makes the one move that lowers
+the ILP's objective most.
+
 ``static`` is DEFT as shipped (round-robin placement, never migrates); ``random`` moves a random
 feasible VNF with probability ``p_move`` per step (the sanity floor).
 """
@@ -207,4 +210,68 @@ class ThesisBalancerPolicy:
                 if mask[b, v, h]:
                     out[b] = (v, h)
                 break
+        return out
+
+
+class ExcessGreedyPolicy:
+    """One step of the ILP's objective, greedily: the single feasible move that lowers it most.
+
+    The objective is :mod:`placement.policies.ilp`'s: ``sum_h max(0, util_h - threshold) + max_weight
+    * max_h util_h + migration_weight * #moved`` (utilisations are fractions of capacity). Every
+    feasible (VNF, host) pair is scored at once (``[B, V, H]`` numpy arrays; the maximum over the hosts
+    other than source and target comes from the top three utilisations), and the best move is made
+    when it lowers the objective, else no-op. Unlike the hotspot rules it looks at every host and every
+    target, not only the hottest and the coldest. Used as an imitation teacher (``train.py``), not part
+    of the "best heuristic" reference set of the reports.
+    """
+
+    name = "excess-greedy"
+
+    def __init__(
+        self, threshold: float | None = None, max_weight: float = 0.1, migration_weight: float = 0.02
+    ) -> None:
+        self.threshold = threshold
+        self.max_weight = max_weight
+        self.migration_weight = migration_weight
+
+    def reset(self, batch: int) -> None:
+        del batch
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        thr = obs.overload_threshold if self.threshold is None else self.threshold
+        n_b, n_v, n_h = mask.shape
+        cap = obs.host_capacity_pps
+        util = np.where(obs.host_up, obs.host_load_pps / cap, -1.0)  # a down host is never the max
+        bi = np.arange(n_b)[:, None]
+        src = obs.vnf_host
+        u_src = util[bi, src]  # [B, V]
+        src_after = u_src - obs.vnf_rate_pps / cap[bi, src]
+        tgt_after = util[:, None, :] + obs.vnf_rate_pps[:, :, None] / cap[:, None, :]  # [B, V, H]
+
+        def excess(u: np.ndarray) -> np.ndarray:
+            return np.maximum(u - thr, 0.0)
+
+        d_excess = (
+            (excess(src_after) - excess(u_src))[:, :, None] + excess(tgt_after) - excess(util)[:, None, :]
+        )
+        k = min(3, n_h)
+        order = np.argsort(-util, axis=1)[:, :k]
+        top = np.take_along_axis(util, order, axis=1)
+        rest = np.full((n_b, n_v, n_h), -1.0)  # max utilisation of the hosts other than src and tgt
+        found = np.zeros((n_b, n_v, n_h), dtype=bool)
+        hosts = np.arange(n_h)[None, None, :]
+        for i in range(k):
+            cand = order[:, i][:, None, None]
+            ok = (cand != src[:, :, None]) & (cand != hosts) & ~found
+            rest = np.where(ok, top[:, i][:, None, None], rest)
+            found |= ok
+        new_max = np.maximum(np.maximum(rest, src_after[:, :, None]), tgt_after)
+        d_max = new_max - util.max(axis=1)[:, None, None]
+        delta = d_excess + self.max_weight * d_max + self.migration_weight
+        flat = np.where(mask, delta, np.inf).reshape(n_b, -1)
+        best = flat.argmin(axis=1)
+        go = flat[np.arange(n_b), best] < 0.0
+        out = noop_moves(n_b)
+        out[go, 0] = best[go] // n_h
+        out[go, 1] = best[go] % n_h
         return out
