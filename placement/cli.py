@@ -6,8 +6,12 @@ Torch, matplotlib and the InfluxDB/SSH clients are imported inside the commands 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +28,20 @@ log = logging.getLogger(__name__)
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _stdout_fd_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr for the block (output of C libraries included)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _parse_seeds(spec: str) -> list[int]:
@@ -84,7 +102,9 @@ def evaluate(
     except ConfigError as exc:
         _fail(str(exc))
     try:
-        results = run_eval(scs, pols, _parse_seeds(seeds), model=model, ilp_max_binaries=ilp_max_binaries)
+        # the MILP solver (HiGHS, C code) may print to file descriptor 1 itself: keep --json clean
+        with _stdout_fd_to_stderr() if as_json else contextlib.nullcontext():
+            results = run_eval(scs, pols, _parse_seeds(seeds), model=model, ilp_max_binaries=ilp_max_binaries)
     except FileNotFoundError as exc:
         _fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
