@@ -78,7 +78,7 @@ _MEMINFO = struct.Struct("9I")
 class FlowSeq:
     """Ordering state of one wire flow: next expected (epoch, seq), reorder buffer, ownership."""
 
-    __slots__ = ("epoch", "gap_since", "group", "last", "lease", "next", "owned", "pending")
+    __slots__ = ("epoch", "gap_since", "group", "hold_until", "last", "lease", "next", "owned", "pending")
 
     def __init__(self, epoch: int, group: int, owned: bool, lease: str = "") -> None:
         self.epoch = epoch
@@ -89,6 +89,8 @@ class FlowSeq:
         #: (epoch, seq) -> (datagram, rx_ns, forward)
         self.pending: dict[tuple[int, int], tuple[bytes, int, bool]] = {}
         self.gap_since = 0
+        #: no gap of this flow is given up before this time (ns): handover stragglers may be late
+        self.hold_until = 0
         self.last = 0  # rx time (ns) of the flow's latest packet (idle expiry)
 
 
@@ -595,7 +597,7 @@ class Worker:
                 return
             if self.frozen and fs.group in self.frozen:
                 continue  # the target decides about this gap once it owns the flow
-            if now - fs.gap_since >= limit:
+            if now - fs.gap_since >= limit and now >= fs.hold_until:
                 self._skip_gap(fs)
                 self._drain_flow(fs, key)
 
@@ -920,7 +922,7 @@ class Worker:
             self.c["deltas_applied"] += 1
         elif isinstance(msg, protocol.Handover):
             self._apply_released(lease, msg.batch_seq)  # sent only after those were released
-            n = self._adopt(set(msg.groups), None)
+            n = self._adopt(set(msg.groups), None, self.ecfg.handover_grace_ms)
             self.c["migrations_in"] += len(msg.groups)
             log.info("worker %d took over %d flows of groups %s from %s", self.idx, n, msg.groups,
                      ic.hello.instance)
@@ -970,8 +972,12 @@ class Worker:
                 nf.load(sk, g, blob)
                 self.replica_of[sk] = lease
 
-    def _adopt(self, groups: set[int] | None, lease: str | None) -> int:
+    def _adopt(self, groups: set[int] | None, lease: str | None, grace_ms: float = 0.0) -> int:
         """Own the replica flows of ``groups`` (or of ``lease``, or all) and replay their input.
+
+        ``grace_ms`` (handover): the source forwards packets it still receives for these groups,
+        and on a loaded host they can arrive after the reorder timeout; a gap of an adopted flow is
+        kept that long before it is given up as lost (a promotion has no source to wait for).
 
         On the critical path of a handover/promotion (the moved flows wait), so one pass per
         table with local lookups; replay happens after every flow is owned."""
@@ -984,11 +990,13 @@ class Worker:
             del replica_of[sk]
         adopted: list[tuple[bytes, FlowSeq]] = []
         n = 0
+        hold = time.time_ns() + int(grace_ms * 1e6) if grace_ms > 0 else 0
         for key, fs in self.seqs.items():
             if fs.owned or (groups is not None and fs.group not in groups) \
                     or (lease is not None and fs.lease not in leases):
                 continue
             fs.owned = True
+            fs.hold_until = hold
             n += 1
             if fs.pending:
                 adopted.append((key, fs))

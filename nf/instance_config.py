@@ -43,6 +43,8 @@ class EngineConfig:
     throughput collapses to ``max_inflight x batch_size / RTT`` — 8 gave 9 kpps on a loaded
     2-core host, 64 gave 37 kpps); ``reorder_max``: out-of-order packets held per flow;
     ``reorder_timeout_ms``: a sequence gap is given up (packet lost upstream) after this long;
+    ``handover_grace_ms``: after taking flows over in a handover, their gaps are kept at least this
+    long (the source forwards its stragglers, late on a loaded host);
     ``replica_log_max``: duplicated input a replica buffers per worker (packets);
     ``heartbeat_ms``: idle-channel heartbeat period; ``recv_burst``: datagrams read per poll wake-up;
     ``flow_idle_timeout_s``: forget flows idle this long (0 = never; the stamper's must be larger)."""
@@ -53,6 +55,7 @@ class EngineConfig:
     max_inflight: int = 64
     reorder_max: int = 1024
     reorder_timeout_ms: float = 50.0
+    handover_grace_ms: float = 500.0
     replica_log_max: int = 262144
     heartbeat_ms: float = 50.0
     recv_burst: int = 256

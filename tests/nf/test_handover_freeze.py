@@ -49,3 +49,27 @@ def test_reorder_timeout_does_not_process_a_frozen_group() -> None:
         assert (1, 2) in fs.pending  # still here, to be forwarded to the new owner
     finally:
         w._close()
+
+
+def test_target_waits_for_the_sources_stragglers() -> None:
+    """After a handover the source forwards packets it still receives; on a loaded host one can
+    arrive after the reorder timeout. The target keeps an adopted flow's gap for
+    ``handover_grace_ms`` instead of giving the packet up (CI lost one this way under load)."""
+    cfg = InstanceConfig(name="hg", role="secondary", data_ip="127.0.0.1", data_port=47600,
+                         dup_port=47700, repl_port=47800, flow_groups=GROUPS,
+                         engine=EngineConfig(batch_size=1, reorder_timeout_ms=5.0, handover_grace_ms=500.0))
+    key = wire_key(_datagram(0, 0), shim.SHIM_LEN)
+    assert key is not None
+    group = group_of_key(key[0], GROUPS)
+    w = Worker(cfg, 0, None)
+    try:
+        w._on_datagram(_datagram(0, group), time.time_ns(), True)  # logged as a replica
+        w._adopt({group}, None, cfg.engine.handover_grace_ms)  # what HANDOVER does
+        assert w.c["processed"] == 1
+        w._on_datagram(_datagram(2, group), time.time_ns(), True)  # forwarded: 1 is still on its way
+        w._check_gaps(time.time_ns() + 100_000_000)  # 100 ms: past the reorder timeout
+        assert w.c["gaps_skipped"] == 0
+        w._on_datagram(_datagram(1, group), time.time_ns(), True)  # the straggler
+        assert w.c["processed"] == 3 and w.c["gaps_skipped"] == 0
+    finally:
+        w._close()
