@@ -23,6 +23,7 @@ import socketserver
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ from nf.control import COMMANDS
 from nf.instance_config import InstanceConfig, parse_addr
 
 log = logging.getLogger("nf.instance")
+
+#: read-only queries answered once for all concurrent askers (``Instance._coalesced``)
+COALESCED: frozenset[str] = frozenset({"metrics", "status"})
 
 
 def _open_store(cfg: InstanceConfig) -> Any:
@@ -81,6 +85,9 @@ class Instance:
         self.stop = threading.Event()
         self.servers: list[socketserver.BaseServer] = []
         self._req = itertools.count(1)
+        #: in-flight coalesced queries (``_coalesced``), by (command, arguments)
+        self._flights: dict[tuple[str, str], Future[Any]] = {}
+        self._flights_lock = threading.Lock()
         #: time.monotonic() of each worker's latest loop iteration (written by the workers)
         self.progress: Any = self.ctx.RawArray("d", max(1, cfg.workers))
 
@@ -171,6 +178,36 @@ class Instance:
                     raise ValueError(f"handover: '{k}' is required")
             parse_addr(str(args["to"]), "handover.to")
             parse_addr(str(args["dup_to"]), "handover.dup_to")
+        if cmd in COALESCED:
+            return self._coalesced(cmd, args)
+        return self._fan_out(cmd, args)
+
+    def _coalesced(self, cmd: str, args: dict[str, Any]) -> Any:
+        """Answer concurrent identical read-only queries with one fan-out to the workers.
+
+        Why: pollers (the agent every second, ``deftctl``, the failover orchestrator) each ask for
+        ``metrics``/``status``; on a CPU-starved instance a worker may take longer than the poll
+        interval to answer, and every poll would otherwise add a handler thread and a queued
+        request per worker until the process spends its CPU on threads instead of packets."""
+        key = (cmd, json.dumps(args, sort_keys=True))
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = Future()
+        if not leader:
+            return flight.result()
+        try:
+            flight.set_result(self._fan_out(cmd, args))
+        except Exception as exc:
+            flight.set_exception(exc)
+        finally:
+            with self._flights_lock:
+                del self._flights[key]
+        return flight.result()
+
+    def _fan_out(self, cmd: str, args: dict[str, Any]) -> Any:
+        """Send ``cmd`` to every worker in parallel and merge the answers."""
         timeout = 60.0 if cmd in ("handover", "drain") else 30.0
         results: list[Any] = [None] * len(self.pipes)
         errors: list[str] = []

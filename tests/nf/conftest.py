@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -17,6 +23,9 @@ from ovsnet import FailoverPair
 from ovsnet import failover_pair as start_failover_pair
 
 from lab.netns import Topology
+from nf.control import ControlClient, ControlError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _need_root() -> None:
@@ -54,3 +63,69 @@ def failover_pair(nfnet3: NFNet, tmp_path: Path) -> Iterator[Callable[[str], Fai
     (also when it fails), before the network is removed."""
     with contextlib.ExitStack() as stack:
         yield lambda lease: stack.enter_context(start_failover_pair(nfnet3, tmp_path, lease))
+
+
+@dataclass(frozen=True)
+class LocalInstance:
+    """An instance process on 127.0.0.1 (no namespaces): its process, control socket and TCP port."""
+
+    proc: subprocess.Popen[bytes]
+    unix: str
+    tcp: str
+
+
+def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def local_instance(tmp_path: Path) -> Iterator[Callable[[str, str], LocalInstance]]:
+    """``local_instance(name, nf_type)``: start ``python -m nf.instance`` on 127.0.0.1 with a Unix
+    and a TCP control endpoint and wait until it answers; killed after the test (also on failure,
+    and continued first should a test have stopped it)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, nf_type: str = "counter") -> LocalInstance:
+        if os.geteuid() != 0:
+            pytest.skip("the instance's egress is a raw IP socket (needs root)")
+        tcp = f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}"
+        unix = str(tmp_path / f"{name}.sock")
+        cfg = {"name": name, "data_ip": "127.0.0.1", "data_port": _free_port(), "dup_port": _free_port(),
+               "repl_port": _free_port(socket.SOCK_STREAM), "control_socket": unix,
+               "control_tcp": tcp, "nf": {"type": nf_type}}
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump(cfg))
+        proc = subprocess.Popen([sys.executable, "-m", "nf.instance", "--config", str(path)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with ControlClient(unix, timeout_s=2.0) as c:
+                    c.ping()
+                return LocalInstance(proc, unix, tcp)
+            except ControlError:
+                assert proc.poll() is None and time.monotonic() < deadline, f"instance {name} did not start"
+                time.sleep(0.1)
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                for pid in _process_tree(proc.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (an instance's main process and workers)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    return [pid, *(int(k) for k in kids)]
