@@ -37,11 +37,6 @@ from lab import lifecycle
 RUN_ENV = "DEFT_INTEGRATION"
 OPT_IN = {
     "test_failover_overlay.py": "kill -9 failover across hosts: 3/5, then 3/3 on the lab",
-    # the FDU fails the CPU-capped primary over while alive (in the one probed run its control
-    # port stopped accepting for about 30 s), and the run's comparison is then decided by that failover
-    # (docs/nf-dataplane.md, Known limits): 3 of 4 static runs on the lab, 2026-12-03; the test
-    # failed in 1 of 2 fresh-clone CI runs and would have in 1 of 2 full lab comparisons
-    "test_shift_live.py": "load shift: a false failover of the starved primary decides some runs",
 }
 
 

@@ -1,9 +1,9 @@
 """``deftctl placement shift`` on the lab (the README's main job): the same load shift for DEFT's
 static placement and for least-loaded, each on a fresh deployment with the first NFV host capped at
 0.05 CPU. Static keeps the NF on the starved host and loses packets; least-loaded moves it over SSH
-and loses fewer. The migration neither duplicates nor reorders a packet. A primary starved so hard
-that it cannot answer the FDU's pings for a second may be failed over; then duplicates are bounded
-(docs/nf-dataplane.md, Known limits).
+and loses fewer. The migration neither duplicates nor reorders a packet, and the starved primary,
+slow but alive, is not failed over by the FDU (its pings are answered late, not never:
+nf/failover.py ``DetectorConfig``).
 
 Shorter than the default run (45 s of traffic, the shift at 10 s) to keep CI time down.
 """
@@ -15,13 +15,9 @@ from pathlib import Path
 import pytest
 
 from deftctl.playbook import PlaybookRun
-from nf.instance_config import EngineConfig
 from placement.shift import ShiftConfig, run_shift
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-
-#: the shift's engine: batch size and the engine's default max_inflight (nf/instance_config.py)
-BATCH, MAX_INFLIGHT = ShiftConfig.batch_size, EngineConfig.max_inflight
 
 
 def test_least_loaded_loses_fewer_than_static(
@@ -36,17 +32,13 @@ def test_least_loaded_loses_fewer_than_static(
     static, moved = by["static"], by["least-loaded"]
     for r in runs:
         assert r.sent > 0 and r.delivered + r.lost == r.sent, r
+        # slow is not dead: no failover of the starved primary, so no duplicate and no reordering
         failovers = sum(c.get("failovers", 0) for c in r.instances.values())
-        if failovers == 0:  # a migration is exactly-once and order-preserving
-            assert r.reordered == 0 and r.duplicates == 0, r
-        else:
-            # the FDU may fail over a primary starved so hard that it cannot answer pings for 1 s;
-            # its acknowledged batches can then be released twice (docs/nf-dataplane.md, Known
-            # limits): at most max_inflight batches per failover
-            assert r.duplicates <= failovers * BATCH * MAX_INFLIGHT, r
+        assert failovers == 0 and r.reordered == 0 and r.duplicates == 0, r
     # lost at the starved NF: its input buffer (NF drops) or, before it, its 256 KiB socket buffer
     assert not static.migrations and static.lost > 0, static
     assert len(moved.migrations) >= 1 and moved.migrations[0]["to"] != "nfv1", moved.migrations
-    assert moved.lost < static.lost, (moved.lost, static.lost)
+    # issue #5's goal on the lab: at least 50 % fewer packets lost than DEFT static
+    assert moved.lost <= 0.5 * static.lost, (moved.lost, static.lost)
     text = report.read_text()
     assert "| static |" in text and "| least-loaded |" in text and (report.parent / "shift.png").exists()
