@@ -160,9 +160,12 @@ def train(
     scenarios: str = typer.Option("", help="Comma-separated training scenarios (default: all 13 shipped)."),
     out: Path = typer.Option(Path("runs/placement/model.pt"), help="Checkpoint path (best: <stem>-best.pt)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    trend_features: bool = typer.Option(True, help="Give the network the rate-trend inputs (as shipped)."),
+    trend_teachers: bool = typer.Option(True, help="Trend teachers in the auto pool (as shipped)."),
+    extra_teachers: str = typer.Option("", help="Comma-separated teachers added to the auto pool, e.g. ilp."),
 ) -> None:
     """Train the RL placement policy on the simulator: DAgger imitation, then optional PPO."""
-    from placement.train import ALL_SCENARIOS, TrainConfig  # noqa: PLC0415
+    from placement.train import ALL_SCENARIOS, BASE_TEACHERS, TEACHER_POOL, TrainConfig  # noqa: PLC0415
     from placement.train import train as run_train  # noqa: PLC0415
 
     cfg = TrainConfig(
@@ -173,6 +176,11 @@ def train(
         seed=seed,
         out=out,
         scenarios=[s for s in scenarios.split(",") if s] or list(ALL_SCENARIOS),
+        trend_features=trend_features,
+        teacher_pool=[
+            *(TEACHER_POOL if trend_teachers else BASE_TEACHERS),
+            *(t for t in extra_teachers.split(",") if t),
+        ],
     )
     try:
         best = run_train(cfg, progress=progress)

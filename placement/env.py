@@ -3,7 +3,7 @@
 The simulator itself is batched; this wrapper runs a batch of one. Spaces:
 
 * observation ``Dict(hosts=Box(H, N_HOST_FEATURES), vnfs=Box(V, N_VNF_FEATURES),
-  vnf_host=MultiDiscrete(H^V))``
+  vnf_host=MultiDiscrete(H^V), host_trend=Box(H, N_HOST_TREND), vnf_trend=Box(V, N_VNF_TREND))``
   built by THE observation builder (:mod:`placement.observation`);
 * action ``MultiDiscrete([V + 1, H])``: which VNF to move (index ``V`` = no-op) and to which host.
 
@@ -27,7 +27,9 @@ from placement.calibration import Calibration, load_calibration
 from placement.observation import (
     FEATURE_CLIP,
     N_HOST_FEATURES,
+    N_HOST_TREND,
     N_VNF_FEATURES,
+    N_VNF_TREND,
     Observation,
     action_masks,
     pair_mask,
@@ -50,6 +52,8 @@ class PlacementEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 "hosts": spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (h, N_HOST_FEATURES), np.float32),
                 "vnfs": spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (v, N_VNF_FEATURES), np.float32),
                 "vnf_host": spaces.MultiDiscrete(np.full(v, h)),
+                "host_trend": spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (h, N_HOST_TREND), np.float32),
+                "vnf_trend": spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (v, N_VNF_TREND), np.float32),
             }
         )
         self.action_space = spaces.MultiDiscrete([v + 1, h])
@@ -59,7 +63,13 @@ class PlacementEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _pack(self) -> dict[str, np.ndarray]:
         o = self._obs
-        return {"hosts": o.hosts[0], "vnfs": o.vnfs[0], "vnf_host": o.vnf_host[0].astype(np.int64)}
+        return {
+            "hosts": o.hosts[0],
+            "vnfs": o.vnfs[0],
+            "vnf_host": o.vnf_host[0].astype(np.int64),
+            "host_trend": o.host_trend[0],
+            "vnf_trend": o.vnf_trend[0],
+        }
 
     def _info(self) -> dict[str, Any]:
         pm = pair_mask(self._obs)

@@ -11,6 +11,12 @@ size-independent features:
 * the raw quantities baselines need (estimated host load from the *current* placement and the
   last measured VNF rates, capacities), so heuristics and RL see exactly the same information.
 
+Rate trends (``VNF_TREND_FEATURES``, ``HOST_TREND_FEATURES``): when the snapshot carries each VNF's
+mean rate over the last ``TREND_SHORT_S`` and over the last ``TREND_LONG_S`` seconds of (lagged)
+telemetry, the observation also holds the rate slope (pps/s, from the difference of the two means
+over the distance of their centres) and features derived from it. They are kept apart from
+``hosts``/``vnfs`` so networks trained without them still load; without those means every trend is 0.
+
 Arrays carry a leading batch dimension ``B`` (``B = 1`` in the live service). Rates are pps,
 latencies ms, state sizes bytes; utilisations are fractions of capacity.
 """
@@ -42,8 +48,21 @@ VNF_FEATURES = (
     "migrating",
     "state_log",  # log10(1 + state MB)
 )
+VNF_TREND_FEATURES = (
+    "rise_rel",  # slope * TREND_HORIZON_S / mean host capacity (signed; > 0 rising)
+    "ratio",  # short-window mean / long-window mean - 1, clipped to [-1, TREND_RATIO_CLIP]
+    "rise_host",  # slope * TREND_HORIZON_S / own host capacity
+    "own_host_rise",  # own host's summed VNF slopes * TREND_HORIZON_S / its capacity
+)
+HOST_TREND_FEATURES = ("rise",)  # summed slopes of the host's VNFs * TREND_HORIZON_S / capacity
+TREND_SHORT_S = 3.0  # s, window of the "recent" mean rate
+TREND_LONG_S = 15.0  # s, window of the reference mean rate (ends at the same time)
+TREND_HORIZON_S = 10.0  # s, the slope features are the rate change expected over this long
+TREND_RATIO_CLIP = 3.0
 N_HOST_FEATURES = len(HOST_FEATURES)
 N_VNF_FEATURES = len(VNF_FEATURES)
+N_VNF_TREND = len(VNF_TREND_FEATURES)
+N_HOST_TREND = len(HOST_TREND_FEATURES)
 FEATURE_CLIP = 10.0
 
 
@@ -63,6 +82,17 @@ class Snapshot:
     vnf_migrating: np.ndarray  # [B, V] bool
     sla_ms: float
     overload_threshold: float
+    # optional: mean offered rate over the last TREND_SHORT_S / TREND_LONG_S of telemetry (pps);
+    # None = no history (every trend feature is 0)
+    vnf_rate_short_pps: np.ndarray | None = None  # [B, V]
+    vnf_rate_long_pps: np.ndarray | None = None  # [B, V]
+
+
+def rate_slope(short_pps: np.ndarray, long_pps: np.ndarray) -> np.ndarray:
+    """Rate slope in pps/s from the short- and long-window means (both windows end now, so their
+    centres are ``(TREND_LONG_S - TREND_SHORT_S) / 2`` seconds apart)."""
+    out: np.ndarray = (short_pps - long_pps) / (0.5 * (TREND_LONG_S - TREND_SHORT_S))
+    return out
 
 
 @dataclass
@@ -80,6 +110,9 @@ class Observation:
     vnf_movable: np.ndarray  # [B, V] bool: active and not migrating
     vnf_state_bytes: np.ndarray  # [B, V]
     overload_threshold: float
+    vnf_rate_slope: np.ndarray  # [B, V] pps/s (0 without rate history)
+    vnf_trend: np.ndarray  # [B, V, N_VNF_TREND] float32
+    host_trend: np.ndarray  # [B, H, N_HOST_TREND] float32
 
     @property
     def batch(self) -> int:
@@ -110,6 +143,9 @@ class Observation:
             self.vnf_movable[s],
             self.vnf_state_bytes[s],
             self.overload_threshold,
+            self.vnf_rate_slope[s],
+            self.vnf_trend[s],
+            self.host_trend[s],
         )
 
 
@@ -168,6 +204,20 @@ def build_observation(s: Snapshot) -> Observation:
         ],
         axis=-1,
     )
+    slope = np.zeros_like(rate)
+    ratio = np.zeros_like(rate)
+    if s.vnf_rate_short_pps is not None and s.vnf_rate_long_pps is not None:
+        short = np.where(act, s.vnf_rate_short_pps, 0.0)
+        long = np.where(act, s.vnf_rate_long_pps, 0.0)
+        slope = rate_slope(short, long)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(long > 0, np.clip(short / long - 1.0, -1.0, TREND_RATIO_CLIP), 0.0)
+    rise = slope * TREND_HORIZON_S
+    host_rise = host_loads(vh, rise, n_h) / cap * upf
+    vnf_trend = np.stack(
+        [rise / cap_ref, ratio, rise / own_cap, host_rise[bidx, vh] * actf],
+        axis=-1,
+    )
     return Observation(
         hosts=np.clip(hosts, -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
         vnfs=np.clip(vnfs, -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
@@ -180,6 +230,9 @@ def build_observation(s: Snapshot) -> Observation:
         vnf_movable=act & ~s.vnf_migrating.astype(bool),
         vnf_state_bytes=np.asarray(s.vnf_state_bytes, dtype=np.float64),
         overload_threshold=thr,
+        vnf_rate_slope=slope,
+        vnf_trend=np.clip(vnf_trend, -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
+        host_trend=np.clip(host_rise[..., None], -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
     )
 
 

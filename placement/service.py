@@ -8,7 +8,9 @@ One decision round (every ``interval_s``):
    ``/etc/deft/telemetry.yml``. A live "VNF" is an NF instance (primary); its host is the ``host``
    tag; host capacities (pps) come from this service's config.
 2. **Observe**: fill a :class:`~placement.observation.Snapshot` and call THE observation builder, the
-   same one the simulator uses, so the trained network sees what it was trained on.
+   same one the simulator uses, so the trained network sees what it was trained on. The snapshot
+   also carries each instance's mean offered rate over the last ``TREND_SHORT_S`` and
+   ``TREND_LONG_S`` of telemetry before the newest point (the rate-trend inputs).
 3. **Decide** with the configured policy (``rl`` = the shipped model). If the model cannot be loaded,
    or the newest telemetry is older than ``stale_after_s``, the fallback heuristic decides instead
    (telemetry that is stale *and* older than ``window_s`` yields no decision at all).
@@ -41,7 +43,14 @@ import numpy as np
 
 from agent.remote import SshConfig, SshError, run_command
 from deftctl.config import ConfigError, from_dict, read_yaml
-from placement.observation import Observation, Snapshot, build_observation, pair_mask
+from placement.observation import (
+    TREND_LONG_S,
+    TREND_SHORT_S,
+    Observation,
+    Snapshot,
+    build_observation,
+    pair_mask,
+)
 from placement.policies import DEFAULT_MODEL, NOOP, Policy, make_policy
 
 log = logging.getLogger(__name__)
@@ -129,15 +138,16 @@ class LiveView:
 def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -> LiveView:
     """Query ``nf`` and ``host`` points and build the live snapshot from the newest ``window_s`` of them.
 
-    The query looks back ``2 * max(window_s, stale_after_s)`` so that stale telemetry is still found
-    (and reported as stale: ``age_s``) instead of looking like an empty cluster; values are averaged
-    over the ``window_s`` before the newest point. ``client`` is an ``agent.query.QueryClient``
-    (``rows(influxql)``). Hosts are the configured ones (points of other hosts, e.g. traffic hosts'
-    agents, are ignored), or every host seen in telemetry when none is configured; a host with
-    neither a ``host`` point nor an NF in the window is down.
+    The query looks back ``2 * max(window_s, stale_after_s, TREND_LONG_S)`` so that stale telemetry is
+    still found (and reported as stale: ``age_s``) instead of looking like an empty cluster; values are
+    averaged over the ``window_s`` before the newest point, and each instance's offered rate also over
+    the last ``TREND_SHORT_S`` and ``TREND_LONG_S`` (s) before it (the rate-trend inputs).
+    ``client`` is an ``agent.query.QueryClient`` (``rows(influxql)``). Hosts are the configured ones
+    (points of other hosts, e.g. traffic hosts' agents, are ignored), or every host seen in telemetry
+    when none is configured; a host with neither a ``host`` point nor an NF in the window is down.
     """
     now_ns = now_ns or time.time_ns()
-    w = f"{math.ceil(2 * max(cfg.window_s, cfg.stale_after_s))}s"
+    w = f"{math.ceil(2 * max(cfg.window_s, cfg.stale_after_s, TREND_LONG_S))}s"
     nf_rows = client.rows(
         f'SELECT "processed_pps", "drops_pps", "latency_ms", "up" FROM "nf" WHERE time > now() - {w} '
         f'AND "role" != \'secondary\' GROUP BY "host", "instance"'
@@ -145,15 +155,16 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
     host_rows = client.rows(f'SELECT "cpu_percent" FROM "host" WHERE time > now() - {w} GROUP BY "host"')
     latest = max((int(r["time"]) for r in [*nf_rows, *host_rows]), default=0)
     since = latest - int(cfg.window_s * 1e9)
-    nf_rows = [r for r in nf_rows if int(r["time"]) >= since]
-    host_rows = [r for r in host_rows if int(r["time"]) >= since]
     hosts = [h.name for h in cfg.hosts]
     if hosts:
         # only the configured NFV hosts: agents on traffic hosts and the controller report `host`
         # points too, and they must never become placement targets
         host_rows = [r for r in host_rows if r.get("host") in hosts]
         nf_rows = [r for r in nf_rows if r.get("host") in hosts]
-    else:
+    trend_rows = nf_rows
+    nf_rows = [r for r in nf_rows if int(r["time"]) >= since]
+    host_rows = [r for r in host_rows if int(r["time"]) >= since]
+    if not hosts:
         for r in [*host_rows, *nf_rows]:
             if r.get("host") and r["host"] not in hosts:
                 hosts.append(str(r["host"]))
@@ -176,6 +187,7 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
         if r.get("latency_ms") is not None:
             d["lat"].append(float(r["latency_ms"]))
     vnfs = sorted(inst)
+    short, long = (_window_rates(trend_rows, vnfs, latest, w_s) for w_s in (TREND_SHORT_S, TREND_LONG_S))
     h_idx = {h: i for i, h in enumerate(hosts)}
     n_h, n_v = len(hosts), len(vnfs)
     host_pps = np.zeros((1, n_h))
@@ -197,9 +209,22 @@ def read_telemetry(client: Any, cfg: ServiceConfig, now_ns: int | None = None) -
         vnf_migrating=np.zeros((1, n_v), dtype=bool),
         sla_ms=cfg.sla_ms,
         overload_threshold=cfg.overload_threshold,
+        vnf_rate_short_pps=np.where(np.isnan(short), rates, short),
+        vnf_rate_long_pps=np.where(np.isnan(long), rates, long),
     )
     age = (now_ns - newest) / 1e9 if newest else math.inf
     return LiveView(hosts, vnfs, snap, age)
+
+
+def _window_rates(rows: list[dict[str, Any]], vnfs: list[str], latest_ns: int, window_s: float) -> np.ndarray:
+    """[1, V] mean offered rate (pps: processed + drops) per instance over the ``window_s`` seconds up
+    to ``latest_ns`` (points strictly after ``latest_ns - window_s``); NaN where it has none."""
+    since = latest_ns - int(window_s * 1e9)
+    acc: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if int(r["time"]) > since and r.get("processed_pps") is not None:
+            acc[r["instance"]].append(float(r["processed_pps"]) + float(r.get("drops_pps") or 0.0))
+    return np.array([[float(np.mean(acc[v])) if acc.get(v) else math.nan for v in vnfs]])
 
 
 # ------------------------------------------------------------------------------- SSH executor

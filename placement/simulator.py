@@ -16,6 +16,8 @@ Model (per environment, per step of ``step_s`` seconds):
   (SLA seconds) and ``state_bytes`` moved (MB cost). At most one move per environment per step.
 * **Telemetry delay**: policies observe rates, CPU and latency as they were ``telemetry_delay_s``
   ago (rounded to steps) while they know the current placement, exactly like the live service.
+  The snapshot also carries each VNF's mean rate over the last ``TREND_SHORT_S`` / ``TREND_LONG_S``
+  of that lagged telemetry (steps where the VNF existed only), the input of the rate-trend features.
 
 Composite cost = ``cost_sla_per_s * SLA-violation VNF-seconds + cost_drop_per_kpkt * kpkts dropped
 + cost_overload_per_s * host-seconds above the overload threshold + cost_migration_per_mb * MB moved``
@@ -30,7 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from placement.calibration import Calibration, load_calibration
-from placement.observation import Observation, Snapshot, build_observation, host_loads
+from placement.observation import (
+    TREND_LONG_S,
+    TREND_SHORT_S,
+    Observation,
+    Snapshot,
+    build_observation,
+    host_loads,
+)
 from placement.scenario import Scenario
 from placement.traces import Traces, build_traces
 
@@ -76,7 +85,8 @@ class Metrics:
 class _History:
     """Ring buffer of past telemetry so observations can lag like production."""
 
-    rates: list[np.ndarray] = field(default_factory=list)
+    rates: list[np.ndarray] = field(default_factory=list)  # kept for the long trend window too
+    active: list[np.ndarray] = field(default_factory=list)  # VNF existed (same length as rates)
     cpu: list[np.ndarray] = field(default_factory=list)
     pps: list[np.ndarray] = field(default_factory=list)
     lat: list[np.ndarray] = field(default_factory=list)
@@ -95,6 +105,8 @@ class ClusterSim:
         self.T = scenario.steps
         self.dt = scenario.step_s
         self.delay_steps = round(self.cal.v("telemetry_delay_s") / self.dt)
+        self.short_steps = max(1, round(TREND_SHORT_S / self.dt))
+        self.long_steps = max(self.short_steps, round(TREND_LONG_S / self.dt))
         self.traces: Traces = build_traces(scenario, self.seeds)
         self._bidx = np.arange(self.B)
         self._cap = np.broadcast_to(self.traces.host_capacity_pps.astype(np.float64), (self.B, self.H))
@@ -117,6 +129,7 @@ class ClusterSim:
         zero_h = np.zeros((self.B, self.H))
         self._push_history(
             self.traces.rates_pps[:, 0].astype(np.float64),
+            self.traces.active[:, 0],
             zero_h,
             zero_h,
             np.full((self.B, self.V), self.cal.v("latency_base_ms")),
@@ -129,14 +142,16 @@ class ClusterSim:
 
     def snapshot(self) -> Snapshot:
         """Telemetry as the controller would see it now (lagged measurements, current placement)."""
-        k = max(0, len(self._hist.rates) - 1 - self.delay_steps)
+        k = max(0, len(self._hist.cpu) - 1 - self.delay_steps)  # the lagged entry (short lists)
+        kr = max(0, len(self._hist.rates) - 1 - self.delay_steps)  # the same entry in the rate list
         t = min(self.t, self.T - 1)
+        short, long = (self._window_mean(kr, w) for w in (self.short_steps, self.long_steps))
         return Snapshot(
             host_capacity_pps=self._cap,
             host_up=self.traces.host_up[:, t],
             host_pps=self._hist.pps[k],
             host_cpu=self._hist.cpu[k],
-            vnf_rate_pps=self._hist.rates[k],
+            vnf_rate_pps=self._hist.rates[kr],
             vnf_host=self.placement,
             vnf_latency_ms=self._hist.lat[k],
             vnf_active=self.traces.active[:, t],
@@ -144,7 +159,18 @@ class ClusterSim:
             vnf_migrating=self.mig_left_s > 0,
             sla_ms=self.sc.sla_ms,
             overload_threshold=self.cal.v("overload_threshold"),
+            vnf_rate_short_pps=short,
+            vnf_rate_long_pps=long,
         )
+
+    def _window_mean(self, k: int, steps: int) -> np.ndarray:
+        """Mean rate (pps) per VNF over the ``steps`` history entries ending at index ``k``, counting
+        only entries where the VNF existed (like telemetry, which has no points before it does)."""
+        lo = max(0, k - steps + 1)
+        r = np.sum(self._hist.rates[lo : k + 1], axis=0)
+        c = np.sum(self._hist.active[lo : k + 1], axis=0)
+        out: np.ndarray = r / np.maximum(c, 1)
+        return out
 
     def observe(self) -> Observation:
         return build_observation(self.snapshot())
@@ -255,11 +281,19 @@ class ClusterSim:
         m.drops_pkt += drops.sum(axis=1)
         m.overload_s += ((rho > self.cal.v("overload_threshold")) & up).sum(axis=1) * dt
         m.offered_pkt += rates.sum(axis=1) * dt
-        self._push_history(rates, np.minimum(rho, 1.0), np.minimum(lam, mu), lat_v)
+        self._push_history(rates, act, np.minimum(rho, 1.0), np.minimum(lam, mu), lat_v)
 
-    def _push_history(self, rates: np.ndarray, cpu: np.ndarray, pps: np.ndarray, lat: np.ndarray) -> None:
+    def _push_history(
+        self, rates: np.ndarray, active: np.ndarray, cpu: np.ndarray, pps: np.ndarray, lat: np.ndarray
+    ) -> None:
         h = self._hist
-        for lst, x in ((h.rates, rates), (h.cpu, cpu), (h.pps, pps), (h.lat, lat)):
+        for lst, x, keep in (
+            (h.rates, rates, self.delay_steps + self.long_steps),
+            (h.active, active, self.delay_steps + self.long_steps),
+            (h.cpu, cpu, self.delay_steps + 1),
+            (h.pps, pps, self.delay_steps + 1),
+            (h.lat, lat, self.delay_steps + 1),
+        ):
             lst.append(x)
-            if len(lst) > self.delay_steps + 1:
+            if len(lst) > keep:
                 lst.pop(0)

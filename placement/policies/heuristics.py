@@ -15,7 +15,9 @@ definition) they move one VNF off it per step and differ only in *which* VNF goe
   to the one implementation in ``nf/balancer.py``.
 
 ``excess-greedy`` (an imitation teacher, not a reported baseline) makes the one move that lowers
-the ILP's objective most.
+the ILP's objective most. ``trend-least-loaded`` (also a teacher only) is least-loaded on the rates
+projected ``horizon_s`` ahead along each rising VNF's measured slope, so it moves a rising VNF while
+it still fits.
 
 ``static`` is DEFT as shipped (round-robin placement, never migrates); ``random`` moves a random
 feasible VNF with probability ``p_move`` per step (the sanity floor).
@@ -23,9 +25,11 @@ feasible VNF with probability ``p_move`` per step (the sanity floor).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from placement.observation import Observation
+from placement.observation import Observation, host_loads
 from placement.policies.base import noop_moves
 
 
@@ -159,6 +163,23 @@ class LeastLoadedPolicy(_HotspotPolicy):
         v = np.where(cand, new_max, np.inf).argmin(axis=1)
         ok = cand.any(axis=1) & (new_max[b, v] < util[b, hot] - self.margin)
         return v, t, ok
+
+
+class TrendLeastLoadedPolicy(LeastLoadedPolicy):
+    """Least-loaded on projected rates: ``rate + horizon_s * max(slope, 0)`` (pps; the slope in pps/s
+    is the observation's ``vnf_rate_slope``). Trigger, VNF and target are chosen on the projected
+    loads; the move must still fit now (the mask). Without rate history it is least-loaded."""
+
+    name = "trend-least-loaded"
+
+    def __init__(self, threshold: float | None = None, margin: float = 0.02, horizon_s: float = 10.0) -> None:
+        super().__init__(threshold, margin)
+        self.horizon_s = horizon_s
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        rate = obs.vnf_rate_pps + self.horizon_s * np.maximum(obs.vnf_rate_slope, 0.0) * obs.vnf_active
+        load = host_loads(obs.vnf_host, rate, obs.host_up.shape[1])
+        return super().decide(replace(obs, vnf_rate_pps=rate, host_load_pps=load), mask)
 
 
 class ThesisBalancerPolicy:

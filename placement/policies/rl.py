@@ -17,6 +17,11 @@ minimises, as a *feature*: the network still decides), per host its gap to the h
 global scalars (hottest utilisation, best single-move gain, log10 of the up-host count) so one set of
 weights can act differently on 4 and on 50 hosts.
 
+With ``NetConfig.trend`` (off by default; the shipped model has none) the encoders also get the
+observation's rate-trend features (``VNF_TREND_FEATURES``, ``HOST_TREND_FEATURES``) and the host head
+the target's utilisation after the move with every rate advanced by its trend
+(``TREND_HORIZON_S`` ahead), so the network can move a *rising* VNF while it still fits.
+
 Infeasible choices are masked to ``-inf`` before the softmax (VNFs with no feasible target, hosts
 that are down/full/its own). ``NetConfig.noop_bias`` (a constant added to the no-op logit, 0 during
 training) is chosen after training on the validation seeds: imitation leaves the move/no-op decision
@@ -38,7 +43,14 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from placement.observation import N_HOST_FEATURES, N_VNF_FEATURES, Observation
+from placement.observation import (
+    N_HOST_FEATURES,
+    N_HOST_TREND,
+    N_VNF_FEATURES,
+    N_VNF_TREND,
+    VNF_TREND_FEATURES,
+    Observation,
+)
 from placement.policies.base import NOOP
 
 log = logging.getLogger(__name__)
@@ -52,12 +64,14 @@ class NetConfig:
     hidden: int = 64
     arch: int = 2  # 1: the first network (no derived pair statistics); checkpoints of arch 1 no longer load
     noop_bias: float = 0.0  # added to the no-op logit; 0 while training, then chosen on validation seeds
+    trend: bool = False  # also feed the rate-trend features (observation.VNF/HOST_TREND_FEATURES)
 
 
 N_VNF_EXTRA = 3  # best reachable max-utilisation, own utilisation minus it, gap of own host to the hottest
 N_HOST_EXTRA = 1  # gap to the hottest host
 N_GLOBAL = 3  # hottest utilisation, best single-move gain, log10(up hosts)
 N_PAIR = 4  # target after, source after, max of both, that minus the VNF's best
+_RISE_REL = VNF_TREND_FEATURES.index("rise_rel")
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -72,6 +86,8 @@ class TorchObs:
     vnfs: torch.Tensor  # [B, V, FV]
     vnf_host: torch.Tensor  # [B, V] long
     pair_mask: torch.Tensor  # [B, V, H] bool
+    vnf_trend: torch.Tensor  # [B, V, N_VNF_TREND]
+    host_trend: torch.Tensor  # [B, H, N_HOST_TREND]
 
     @classmethod
     def from_numpy(cls, obs: Observation, mask: np.ndarray) -> TorchObs:
@@ -80,6 +96,31 @@ class TorchObs:
             torch.from_numpy(obs.vnfs),
             torch.from_numpy(obs.vnf_host.astype(np.int64)),
             torch.from_numpy(np.ascontiguousarray(mask)),
+            torch.from_numpy(obs.vnf_trend),
+            torch.from_numpy(obs.host_trend),
+        )
+
+    def take(self, idx: torch.Tensor) -> TorchObs:
+        """The samples ``idx`` (an index tensor) along the batch dim."""
+        return TorchObs(
+            self.hosts[idx],
+            self.vnfs[idx],
+            self.vnf_host[idx],
+            self.pair_mask[idx],
+            self.vnf_trend[idx],
+            self.host_trend[idx],
+        )
+
+    @staticmethod
+    def cat(obs: list[TorchObs]) -> TorchObs:
+        """Concatenate observation batches of equal cluster size along the batch dim."""
+        return TorchObs(
+            torch.cat([o.hosts for o in obs]),
+            torch.cat([o.vnfs for o in obs]),
+            torch.cat([o.vnf_host for o in obs]),
+            torch.cat([o.pair_mask for o in obs]),
+            torch.cat([o.vnf_trend for o in obs]),
+            torch.cat([o.host_trend for o in obs]),
         )
 
 
@@ -128,20 +169,23 @@ class ScoringNet(nn.Module):
         self.cfg = cfg
         if cfg.arch != 2:
             raise ValueError(f"network arch {cfg.arch} is not supported by this code (retrain)")
-        self.host_enc = _mlp(N_HOST_FEATURES + N_HOST_EXTRA, d, d)
-        self.vnf_enc = _mlp(N_VNF_FEATURES + N_VNF_EXTRA + d, d, d)
+        n_ht, n_vt, n_pt = (N_HOST_TREND, N_VNF_TREND, 1) if cfg.trend else (0, 0, 0)
+        self.host_enc = _mlp(N_HOST_FEATURES + N_HOST_EXTRA + n_ht, d, d)
+        self.vnf_enc = _mlp(N_VNF_FEATURES + N_VNF_EXTRA + n_vt + d, d, d)
         self.ctx = _mlp(4 * d + N_GLOBAL, d, d)
         self.vnf_head = _mlp(2 * d, d, 1)
         self.noop_head = _mlp(d + N_GLOBAL, d, 1)
-        self.host_head = _mlp(3 * d + N_PAIR, d, 1)
+        self.host_head = _mlp(3 * d + N_PAIR + n_pt, d, 1)
         self.value_head = _mlp(d, d, 1)
 
     def encode(self, o: TorchObs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PairStats]:
         """Host embeddings [B,H,d], VNF embeddings [B,V,d], context [B,d] and the pair statistics."""
         st = pair_stats(o)
-        eh = self.host_enc(torch.cat([o.hosts, st.host_extra], dim=-1))
+        h_in = [o.hosts, st.host_extra, o.host_trend] if self.cfg.trend else [o.hosts, st.host_extra]
+        eh = self.host_enc(torch.cat(h_in, dim=-1))
         own = torch.gather(eh, 1, o.vnf_host.unsqueeze(-1).expand(-1, -1, eh.shape[-1]))
-        ev = self.vnf_enc(torch.cat([o.vnfs, st.vnf_extra, own], dim=-1))
+        v_in = [o.vnfs, st.vnf_extra, o.vnf_trend, own] if self.cfg.trend else [o.vnfs, st.vnf_extra, own]
+        ev = self.vnf_enc(torch.cat(v_in, dim=-1))
         up = o.hosts[..., 0:1]
         act = o.vnfs[..., 0:1]
         mean_h = (eh * up).sum(1) / up.sum(1).clamp(min=1.0)
@@ -179,18 +223,20 @@ class ScoringNet(nn.Module):
         src_after = st.src_after[bi, vc].unsqueeze(1).expand(-1, n_h)
         new_max = torch.maximum(tgt_after, src_after)
         regret = (new_max - st.best[bi, vc].unsqueeze(1)).clamp(max=10.0)
-        x = torch.cat(
-            [
-                eh,
-                ev_sel.unsqueeze(1).expand(-1, n_h, -1),
-                g.unsqueeze(1).expand(-1, n_h, -1),
-                tgt_after.clamp(max=10.0).unsqueeze(-1),
-                src_after.unsqueeze(-1),
-                new_max.clamp(max=10.0).unsqueeze(-1),
-                regret.unsqueeze(-1),
-            ],
-            dim=-1,
-        )
+        cols = [
+            eh,
+            ev_sel.unsqueeze(1).expand(-1, n_h, -1),
+            g.unsqueeze(1).expand(-1, n_h, -1),
+            tgt_after.clamp(max=10.0).unsqueeze(-1),
+            src_after.unsqueeze(-1),
+            new_max.clamp(max=10.0).unsqueeze(-1),
+            regret.unsqueeze(-1),
+        ]
+        if self.cfg.trend:  # target utilisation after the move with every rate advanced by its trend
+            cap_rel = o.hosts[..., 1].clamp(min=1e-3)
+            rise = o.vnf_trend[bi, vc, _RISE_REL].clamp(min=0.0).unsqueeze(1) / cap_rel
+            cols.append((tgt_after + o.host_trend[..., 0] + rise).clamp(-10.0, 10.0).unsqueeze(-1))
+        x = torch.cat(cols, dim=-1)
         lh = self.host_head(x).squeeze(-1)
         m = o.pair_mask[bi, vc] | is_noop.unsqueeze(1)
         out: torch.Tensor = lh.masked_fill(~m, NEG)
