@@ -104,7 +104,12 @@ class ControlClient:
         req = json.dumps({"cmd": cmd, **args}).encode() + b"\n"
         deadline = time.monotonic() + self.timeout_s
         try:
+            s.settimeout(self.timeout_s)
             s.sendall(req)
+        except OSError as exc:  # a request cut short would corrupt the stream: never reuse it
+            self.close()
+            raise ControlError(f"control {self.address}: {cmd}: {exc}") from exc
+        try:
             while True:
                 line = self._read_line(s, deadline, cmd)
                 if self._late == 0:
