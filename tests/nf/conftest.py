@@ -115,17 +115,16 @@ def local_instance(tmp_path: Path) -> Iterator[Callable[[str, str], LocalInstanc
     finally:
         for proc in procs:
             if proc.poll() is None:
-                for pid in _process_tree(proc.pid):
+                for pid in [proc.pid, *worker_pids(proc.pid)]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGCONT)
                 proc.kill()
                 proc.wait()
 
 
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its children (an instance's main process and workers)."""
+def worker_pids(main_pid: int) -> list[int]:
+    """The worker processes of the instance whose main process is ``main_pid`` (its children)."""
     try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(k) for k in Path(f"/proc/{main_pid}/task/{main_pid}/children").read_text().split()]
     except OSError:
-        kids = []
-    return [pid, *(int(k) for k in kids)]
+        return []

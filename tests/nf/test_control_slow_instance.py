@@ -14,10 +14,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from conftest import LocalInstance
+from conftest import LocalInstance, worker_pids
 
 from nf.control import ControlClient, ControlError
 
@@ -62,7 +61,7 @@ def test_concurrent_metrics_polls_share_one_worker_query(
     inst = local_instance("slow-metrics", "counter")
     with ControlClient(inst.unix, timeout_s=5.0) as c:
         main = int(c.ping()["pid"])
-    worker = int(Path(f"/proc/{main}/task/{main}/children").read_text().split()[0])
+    worker = worker_pids(main)[0]
     idle = _threads(main)
     pollers = 12
     answers: list[dict[str, object]] = []

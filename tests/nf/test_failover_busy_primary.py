@@ -14,9 +14,9 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from conftest import worker_pids
 from nfnet import wait_for
 from ovsnet import FailoverPair
 
@@ -24,10 +24,6 @@ from nf.control import ControlClient, ControlError
 from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector
 
 STALL_MS = 2500.0
-
-
-def _workers(main_pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{main_pid}/task/{main_pid}/children").read_text().split()]
 
 
 @pytest.mark.netns
@@ -46,7 +42,7 @@ def test_starved_primary_is_not_failed_over_until_it_stalls(
         wait_for(lambda: fdu.heartbeats > 5, 10, "healthy heartbeats")
         ctl = ControlClient(p.control, timeout_s=1.0)
         main_pid = int(ctl.ping()["pid"])
-        stopped = _workers(main_pid)
+        stopped = worker_pids(main_pid)
         assert len(stopped) == 1, stopped
         for w in stopped:
             os.kill(w, signal.SIGSTOP)
