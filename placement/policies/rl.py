@@ -17,7 +17,8 @@ minimises, as a *feature*: the network still decides), per host its gap to the h
 global scalars (hottest utilisation, best single-move gain, log10 of the up-host count) so one set of
 weights can act differently on 4 and on 50 hosts.
 
-With ``NetConfig.trend`` (off by default; the shipped model has none) the encoders also get the
+With ``NetConfig.trend`` (False in ``NetConfig`` so checkpoints saved before it load unchanged;
+``TrainConfig.trend_features`` turns it on, and the shipped model has it) the encoders also get the
 observation's rate-trend features (``VNF_TREND_FEATURES``, ``HOST_TREND_FEATURES``) and the host head
 the target's utilisation after the move with every rate advanced by its trend
 (``TREND_HORIZON_S`` ahead), so the network can move a *rising* VNF while it still fits.
