@@ -95,7 +95,8 @@ def lab_inventory() -> Iterator[Path]:
     ``ansible-playbook -i <dir>``. With ``DEFT_TEST_LAB_REUSE=1`` a lab of that name that is already up
     is used as is and left up afterwards (fast iteration: ``deftctl lab up --name tlab --mgmt-subnet
     10.91.0.0/24 --data-subnet 10.92.0.0/24`` once, then run tests with REUSE=1). Otherwise the lab is
-    brought up here and removed at session end (``lab down --purge``: processes started in the hosts,
+    brought up here from nothing (a leftover of an interrupted session is purged first) and removed at
+    session end (``lab down --purge``: processes started in the hosts,
     e.g. by site.yml, are stopped too). Skips when not root.
     """
     if os.geteuid() != 0:
@@ -105,6 +106,9 @@ def lab_inventory() -> Iterator[Path]:
         yield Path(lifecycle.status(name)["inventory"])
         return
     cfg = LabConfig(name=name, hosts=3, mgmt_subnet=TEST_LAB_SUBNETS[0], data_subnet=TEST_LAB_SUBNETS[1])
+    # A lab of this name left by an interrupted session would be brought up on its old disks, whose
+    # services hold the passwords of that session's (now deleted) inventory: remove it first.
+    lifecycle.down(name, purge=True)
     try:
         report = lifecycle.up(cfg)
         yield report.inventory

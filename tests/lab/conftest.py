@@ -28,6 +28,7 @@ def make_lab(tmp_path: Path) -> Iterator[MakeLab]:
             name=name, hosts=hosts, mgmt_subnet="10.93.0.0/24", data_subnet="10.94.0.0/24",
             inventory_dir=tmp_path / f"inv-{name}", **kw,  # type: ignore[arg-type]
         )  # fmt: skip
+        lifecycle.down(cfg.name, purge=True, storage_root=cfg.storage_root)  # an interrupted run's leftover
         made.append(cfg)
         lifecycle.up(cfg)
         return cfg
