@@ -286,6 +286,7 @@ class ShiftRun:
         finally:
             try:
                 set_cpu_cap(cfg, self.small.name, 0.0)
+                self.forget()
             finally:
                 self.c.close()
                 shutil.rmtree(self.tmp, ignore_errors=True)
@@ -309,25 +310,25 @@ class ShiftRun:
             ], timeout_s=180)  # fmt: skip
 
     def undeploy(self) -> None:
-        """Best effort, every step: a failed step must not keep the next policy from a clean start."""
+        """Stop the service's instances (spares included: `deploy remove` stops every instance an
+        agent lists for it) and delete its steering, so the next policy starts clean; best effort."""
         cfg = self.cfg
-        # `deploy remove` stops every instance an agent lists for the service, the spares included
-        steps: list[tuple[str, Any]] = [
-            (
-                "deploy remove",
-                lambda: self.c.run(
-                    self.c.controller,
-                    [cfg.agent_python, "-m", "deploy", "remove", cfg.service, "--json"],
-                    timeout_s=300,
-                ),
-            ),
-            ("playbooks/nf.yml without the service", lambda: _playbook(cfg, "playbooks/nf.yml")),
-        ]
-        for what, step in steps:
-            try:
-                step()
-            except ShiftError as exc:
-                log.warning("undeploy: %s failed: %s", what, exc)
+        try:
+            self.c.run(
+                self.c.controller,
+                [cfg.agent_python, "-m", "deploy", "remove", cfg.service, "--json"],
+                timeout_s=300,
+            )
+        except ShiftError as exc:
+            log.warning("undeploy: deploy remove failed: %s", exc)
+
+    def forget(self) -> None:
+        """Once, after the last policy: declare the services without this one (``playbooks/nf.yml``
+        with no extra vars), so a later site.yml does not deploy it again; best effort."""
+        try:
+            _playbook(self.cfg, "playbooks/nf.yml")
+        except ShiftError as exc:
+            log.warning("undeploy: playbooks/nf.yml without the service failed: %s", exc)
 
     def _serve_config(self, policy: str, tag: str) -> str:
         cfg = self.cfg
