@@ -31,8 +31,10 @@ from lab import lifecycle
 #: Delivery, migration, live placement and the load shift run in every `python3 -m pytest`. The kill
 #: -9 failover across hosts passed 3 of 5 runs on the lab on 2026-12-03 after the detector fixes; the
 #: one failure whose output was kept had 43 reordered packets at the sink (promotion, state and
-#: resumption were right); after neighbour warming (nf/neigh.py) it passed 3 of 3. It stays out of
-#: CI until more runs show it reliable; failover is covered in CI
+#: resumption were right); after neighbour warming (nf/neigh.py) it passed 3 of 3. On 2026-12-04 one
+#: of 2 runs missed the last ~33 packets of every flow at the sink (cause not shown: the client may
+#: have hit its time bound); with 30 s of slack and a check that the client sent every packet it
+#: then passed 3 of 3. It stays out of CI until more runs show it reliable; failover is covered in CI
 #: on netns topologies (tests/nf/test_failover_e2e.py, tests/nf/test_failover_busy_primary.py).
 RUN_ENV = "DEFT_INTEGRATION"
 OPT_IN = {
@@ -164,19 +166,23 @@ class LabOps:
             out[port] = int(f["view"]["packets"])
         return out
 
-    def profile(self, rate_pps: int, count: int, flows: int = 8) -> Path:
+    def profile(self, rate_pps: int, count: int, flows: int = 8, slack_s: float = 5.0) -> Path:
         """A bounded UDP profile: kernel UDP sockets, so packets follow the client's routes into the
-        stamper's TUN (AF_PACKET frames would bypass routing)."""
+        stamper's TUN (AF_PACKET frames would bypass routing). The client stops at ``count`` packets
+        or ``count / rate_pps + slack_s`` seconds, whichever comes first (a client starved of CPU
+        falls behind schedule and catches up; the slack bounds how far)."""
         p = self.tmp / f"prof-{rate_pps}-{count}.yml"
         p.write_text(yaml.safe_dump({
-            "name": "ig", "duration_s": count / rate_pps + 5, "count": count, "method": "udp",
+            "name": "ig", "duration_s": count / rate_pps + slack_s, "count": count, "method": "udp",
             "flows": [{"proto": "udp", "dport": DPORT, "sport": SPORT, "count": flows, "size_bytes": 64}],
             "pattern": {"kind": "constant", "rate_pps": rate_pps},
             "sink": {"mode": "udp", "idle_timeout_s": 4, "first_packet_timeout_s": 20},
         }))  # fmt: skip
         return p
 
-    def start_traffic(self, rate_pps: int, count: int, flows: int = 8) -> subprocess.Popen[str]:
+    def start_traffic(
+        self, rate_pps: int, count: int, flows: int = 8, slack_s: float = 5.0
+    ) -> subprocess.Popen[str]:
         argv = [
             sys.executable,
             "-m",
@@ -185,7 +191,7 @@ class LabOps:
             "-i",
             str(self.inventory),
             "-p",
-            str(self.profile(rate_pps, count, flows)),
+            str(self.profile(rate_pps, count, flows, slack_s)),
             "--network",
             "overlay",
             "--json",
