@@ -162,10 +162,18 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     trend_features: bool = typer.Option(True, help="Give the network the rate-trend inputs (as shipped)."),
     trend_teachers: bool = typer.Option(True, help="Trend teachers in the auto pool (as shipped)."),
+    room_features: bool = typer.Option(False, help="Give the network the make-room inputs."),
+    room_teachers: bool = typer.Option(False, help="make-room-least-loaded teachers in the auto pool."),
     extra_teachers: str = typer.Option("", help="Comma-separated teachers added to the auto pool, e.g. ilp."),
 ) -> None:
     """Train the RL placement policy on the simulator: DAgger imitation, then optional PPO."""
-    from placement.train import ALL_SCENARIOS, BASE_TEACHERS, TEACHER_POOL, TrainConfig  # noqa: PLC0415
+    from placement.train import (  # noqa: PLC0415
+        ALL_SCENARIOS,
+        BASE_TEACHERS,
+        ROOM_TEACHERS,
+        TREND_TEACHERS,
+        TrainConfig,
+    )
     from placement.train import train as run_train  # noqa: PLC0415
 
     cfg = TrainConfig(
@@ -177,8 +185,11 @@ def train(
         out=out,
         scenarios=[s for s in scenarios.split(",") if s] or list(ALL_SCENARIOS),
         trend_features=trend_features,
+        room_features=room_features,
         teacher_pool=[
-            *(TEACHER_POOL if trend_teachers else BASE_TEACHERS),
+            *BASE_TEACHERS,
+            *(TREND_TEACHERS if trend_teachers else ()),
+            *(ROOM_TEACHERS if room_teachers else ()),
             *(t for t in extra_teachers.split(",") if t),
         ],
     )

@@ -12,7 +12,9 @@
    only a sample of the states) can be added to the pool; they validated worse (README "Results").
    The default pool includes ``TREND_TEACHERS`` (least-loaded on rates projected along their rising
    trend) and the network gets the rate-trend inputs (``trend_features``); together they validated
-   0.769 vs 0.801 without them (README "Third round").
+   0.769 vs 0.801 without them (README "Third round"). ``ROOM_TEACHERS`` (least-loaded that frees
+   room on a target host when no hot VNF fits anywhere) and the network's make-room inputs
+   (``room_features``) are the fourth round's.
 2. (optional) PPO with action masking: one full episode per iteration, GAE advantages from the
    per-step reward ``-cost * reward_scale / n_hosts``, ``update_epochs`` clipped updates.
 
@@ -40,7 +42,12 @@ from tqdm import tqdm
 from placement.calibration import Calibration, load_calibration
 from placement.observation import pair_mask
 from placement.policies import Policy, make_policy
-from placement.policies.heuristics import ExcessGreedyPolicy, LeastLoadedPolicy, TrendLeastLoadedPolicy
+from placement.policies.heuristics import (
+    ExcessGreedyPolicy,
+    LeastLoadedPolicy,
+    MakeRoomPolicy,
+    TrendLeastLoadedPolicy,
+)
 from placement.policies.rl import (
     NetConfig,
     RlPolicy,
@@ -68,6 +75,7 @@ ALL_SCENARIOS = [p.stem for p in builtin_scenarios()]
 # "least-loaded@T/M": least-loaded with overload trigger T (fraction) and hysteresis margin M;
 # "excess-greedy@T/M": the one-step greedy on the ILP objective with threshold T and per-move weight M;
 # "trend-least-loaded@T/M/H": least-loaded on rates projected H s ahead along rising slopes;
+# "make-room-least-loaded@T/M": least-loaded that frees room on a target host when it is stuck;
 # "ilp": the per-step MILP, a candidate only where it runs (hosts x VNFs <= ilp_max_binaries)
 BASE_TEACHERS = (  # the pool of the previous model (validation 0.801, no rate-trend inputs)
     "least-loaded",
@@ -82,7 +90,13 @@ TREND_TEACHERS = (  # imitable only with the rate-trend network inputs (TrainCon
     "trend-least-loaded@0.8/0.02/10",
     "trend-least-loaded@0.7/0.05/5",
 )
-TEACHER_POOL = (*BASE_TEACHERS, *TREND_TEACHERS)  # the shipped model's (validation 0.769)
+TEACHER_POOL_TREND = (*BASE_TEACHERS, *TREND_TEACHERS)  # the third-round model's (validation 0.769)
+ROOM_TEACHERS = (  # "make room, then move" (MakeRoomPolicy); imitable with the room_features inputs
+    "make-room-least-loaded@0.8/0.02",
+    "make-room-least-loaded@0.7/0.02",
+    "make-room-least-loaded@0.7/0.05",
+)
+TEACHER_POOL = TEACHER_POOL_TREND  # the default pool (add ROOM_TEACHERS: --room-teachers)
 # tried as extra pool members (README "Results"): validated worse (0.89 vs 0.80), not in the default
 EXTRA_TEACHERS = ("excess-greedy", "excess-greedy@0.75/0.02", "excess-greedy@0.7/0.05", "ilp")
 EXPENSIVE_TEACHERS = ("ilp",)  # ~10 ms per environment and step: label only a sample of the states
@@ -124,6 +138,7 @@ class TrainConfig:
     reward_scale: float = 0.1  # reward = -step cost * reward_scale / n_hosts
     hidden: int = 64
     trend_features: bool = True  # rate-trend network inputs (NetConfig.trend); False = the previous model
+    room_features: bool = False  # make-room network inputs (NetConfig.room); False = the shipped model
     eval_seeds: int = 4  # validation seeds per scenario for the "best" checkpoint
     eval_every: int = 13  # iterations between validation runs (imitation and PPO)
     noop_bias_grid: list[float] = field(default_factory=list)  # no-op biases tried after training (off)
@@ -146,6 +161,9 @@ def _episode_seeds(cfg: TrainConfig, it: int) -> list[int]:
 
 def make_teacher(spec: str) -> Policy:
     """A teacher policy by name; ``least-loaded@T/M`` is least-loaded with trigger T and margin M."""
+    if spec.startswith("make-room-least-loaded@"):
+        thr, margin = spec.split("@", 1)[1].split("/")
+        return MakeRoomPolicy(threshold=float(thr), margin=float(margin))
     if spec.startswith("least-loaded@"):
         thr, margin = spec.split("@", 1)[1].split("/")
         return LeastLoadedPolicy(threshold=float(thr), margin=float(margin))
@@ -310,7 +328,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.set_num_threads(cfg.threads)
     cal = load_calibration()
     scenarios = [load_scenario(s) for s in cfg.scenarios]
-    net = ScoringNet(NetConfig(hidden=cfg.hidden, trend=cfg.trend_features))
+    net = ScoringNet(NetConfig(hidden=cfg.hidden, trend=cfg.trend_features, room=cfg.room_features))
     if cfg.init_from:
         net.load_state_dict(load_checkpoint(Path(cfg.init_from))[0].state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5)

@@ -13,6 +13,7 @@ from placement.policies.heuristics import (
     BestFitPolicy,
     FirstFitPolicy,
     LeastLoadedPolicy,
+    MakeRoomPolicy,
     RandomPolicy,
     StaticPolicy,
     ThesisBalancerPolicy,
@@ -20,10 +21,20 @@ from placement.policies.heuristics import (
 from placement.policies.ilp import IlpPolicy
 
 BASELINES = ("static", "random", "first-fit", "best-fit", "least-loaded", "thesis-80")
-ALL_POLICIES = (*BASELINES, "ilp", "rl")
+TEACHERS = ("make-room-least-loaded",)  # imitation teachers runnable by name; not in the reference set
+ALL_POLICIES = (*BASELINES, *TEACHERS, "ilp", "rl")
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
 
-__all__ = ["ALL_POLICIES", "BASELINES", "DEFAULT_MODEL", "NOOP", "Policy", "make_policy", "noop_moves"]
+__all__ = [
+    "ALL_POLICIES",
+    "BASELINES",
+    "DEFAULT_MODEL",
+    "NOOP",
+    "TEACHERS",
+    "Policy",
+    "make_policy",
+    "noop_moves",
+]
 
 
 def make_policy(name: str, model: Path | None = None, seed: int = 0) -> Policy:
@@ -33,6 +44,7 @@ def make_policy(name: str, model: Path | None = None, seed: int = 0) -> Policy:
         "first-fit": FirstFitPolicy,
         "best-fit": BestFitPolicy,
         "least-loaded": LeastLoadedPolicy,
+        "make-room-least-loaded": MakeRoomPolicy,
         "thesis-80": ThesisBalancerPolicy,
         "ilp": IlpPolicy,
     }

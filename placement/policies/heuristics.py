@@ -17,7 +17,9 @@ definition) they move one VNF off it per step and differ only in *which* VNF goe
 ``excess-greedy`` (an imitation teacher, not a reported baseline) makes the one move that lowers
 the ILP's objective most. ``trend-least-loaded`` (also a teacher only) is least-loaded on the rates
 projected ``horizon_s`` ahead along each rising VNF's measured slope, so it moves a rising VNF while
-it still fits.
+it still fits. ``make-room-least-loaded`` (a teacher too) is least-loaded that, when the hottest host
+is over its trigger and no VNF on it can move anywhere with a gain, moves a *smaller* VNF off some
+host g to a third host so that a hot VNF fits on g at the next step ("make room, then move").
 
 ``static`` is DEFT as shipped (round-robin placement, never migrates); ``random`` moves a random
 feasible VNF with probability ``p_move`` per step (the sanity floor).
@@ -30,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from placement.observation import Observation, host_loads
-from placement.policies.base import noop_moves
+from placement.policies.base import NOOP, noop_moves
 
 
 class StaticPolicy:
@@ -180,6 +182,90 @@ class TrendLeastLoadedPolicy(LeastLoadedPolicy):
         rate = obs.vnf_rate_pps + self.horizon_s * np.maximum(obs.vnf_rate_slope, 0.0) * obs.vnf_active
         load = host_loads(obs.vnf_host, rate, obs.host_up.shape[1])
         return super().decide(replace(obs, vnf_rate_pps=rate, host_load_pps=load), mask)
+
+
+class MakeRoomPolicy(LeastLoadedPolicy):
+    """Least-loaded that makes room when it is stuck: the first half of a two-move plan.
+
+    Why: when a flash crowd puts several hot VNFs on one host (140-150 % for a minute), none of them
+    may fit under 100 % on any other host (the feasibility mask), so every one-step rule sits there
+    dropping packets, while the per-step ILP first shuffles a smaller VNF off a target host and then
+    moves a hot VNF there (README, "Second round"). This rule plays that plan one move per step and
+    keeps no memory, so a network can imitate it from the current observation alone:
+
+    1. least-loaded's move (coldest host as target) when it makes one;
+    2. else, if the hottest up host is above the trigger: the hot VNF -> any feasible host (not only
+       the coldest) with the lowest ``max(hot after, target after)``, if that is below the hot
+       host's utilisation minus ``margin`` (the follow-up move once room has been made lands here
+       or in 1.);
+    3. else the *make-room* move: over every movable hot VNF v and every movable VNF w on another up
+       host g, with w moved to its least-loaded feasible third host k (not the hot host, k != g) and
+       v to fit under 100 % on g afterwards (``load_g - rate_w + rate_v <= capacity_g``), the pair
+       with the lowest ``max(hot after v leaves, g after the swap, k after w arrives)``; it moves
+       w -> k now if that maximum is below the hot host's utilisation minus ``margin``.
+
+    Utilisations are fractions of capacity, rates pps (measured, lagged, like every baseline). The
+    pair search is ``[B, V, V]`` (the best k per w is one ``[B, V, H]`` pass) and runs only for the
+    environments where 1. and 2. made no move.
+    """
+
+    name = "make-room-least-loaded"
+
+    def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        out = super().decide(obs, mask)
+        thr = obs.overload_threshold if self.threshold is None else self.threshold
+        cap = obs.host_capacity_pps
+        util = np.where(obs.host_up, obs.host_load_pps / cap, -np.inf)
+        hot = util.argmax(axis=1)
+        b_all = np.arange(obs.batch)
+        u_hot_all = util[b_all, hot]
+        stuck = np.flatnonzero((u_hot_all > thr) & (out[:, 0] == NOOP))
+        if stuck.size == 0:
+            return out
+        n_h = mask.shape[2]
+        m = mask[stuck]  # [n, V, H]
+        hs = hot[stuck]
+        u_hot = u_hot_all[stuck]
+        load = obs.host_load_pps[stuck]  # [n, H] pps
+        c = cap[stuck]
+        up = obs.host_up[stuck]
+        r = obs.vnf_rate_pps[stuck]  # [n, V] pps
+        vh = obs.vnf_host[stuck]
+        n = stuck.size
+        bi = np.arange(n)[:, None]
+        on_hot = (vh == hs[:, None]) & obs.vnf_movable[stuck]
+        hot_after = u_hot[:, None] - r / c[np.arange(n), hs][:, None]  # [n, V]
+        tgt_after = (load[:, None, :] + r[:, :, None]) / c[:, None, :]  # [n, V, H]
+        # 2. a hot VNF to any feasible host
+        direct = np.where(on_hot[:, :, None] & m, np.maximum(hot_after[:, :, None], tgt_after), np.inf)
+        flat = direct.reshape(n, -1)
+        k_d = flat.argmin(axis=1)
+        best_d = flat[np.arange(n), k_d]
+        go_d = best_d < u_hot - self.margin
+        # 3. make room: w (on g != hot) -> its least-loaded feasible third host k
+        not_hot = np.arange(n_h)[None, None, :] != hs[:, None, None]
+        k_util = np.where(m & not_hot, tgt_after, np.inf)  # [n, V(w), H(k)]
+        k_best = k_util.argmin(axis=2)
+        u_k = k_util[bi, np.arange(k_util.shape[1])[None, :], k_best]  # [n, V(w)]
+        w_ok = np.isfinite(u_k) & (vh != hs[:, None]) & up[bi, vh]
+        free_g = load[bi, vh] - r  # [n, V(w)] pps left on w's host once w has gone
+        after_g = free_g[:, None, :] + r[:, :, None]  # [n, V(v), V(w)] pps on g with v there
+        cap_g = c[bi, vh][:, None, :]
+        pair_ok = on_hot[:, :, None] & w_ok[:, None, :] & (after_g <= cap_g)
+        score = np.maximum(np.maximum(hot_after[:, :, None], after_g / cap_g), u_k[:, None, :])
+        flat_p = np.where(pair_ok, score, np.inf).reshape(n, -1)
+        k_p = flat_p.argmin(axis=1)
+        best_p = flat_p[np.arange(n), k_p]
+        go_p = ~go_d & (best_p < u_hot - self.margin)
+        n_v = r.shape[1]
+        w = k_p % n_v
+        sel = stuck[go_d]
+        out[sel, 0] = k_d[go_d] // n_h
+        out[sel, 1] = k_d[go_d] % n_h
+        sel = stuck[go_p]
+        out[sel, 0] = w[go_p]
+        out[sel, 1] = k_best[np.arange(n), w][go_p]
+        return out
 
 
 class ThesisBalancerPolicy:

@@ -23,6 +23,13 @@ observation's rate-trend features (``VNF_TREND_FEATURES``, ``HOST_TREND_FEATURES
 the target's utilisation after the move with every rate advanced by its trend
 (``TREND_HORIZON_S`` ahead), so the network can move a *rising* VNF while it still fits.
 
+With ``NetConfig.room`` (False in ``NetConfig`` for the same reason; ``TrainConfig.room_features``
+turns it on) every VNF also gets :func:`room_gain`, how far the hottest host's utilisation can fall
+if this VNF makes room on its host for a hot VNF that fits nowhere ("make room, then move", the
+first move of :class:`~placement.policies.heuristics.MakeRoomPolicy`), and the context its cluster
+maximum. Without it the teacher's make-room move (a cold VNF between two cold hosts) looks arbitrary
+from the other inputs.
+
 Infeasible choices are masked to ``-inf`` before the softmax (VNFs with no feasible target, hosts
 that are down/full/its own). ``NetConfig.noop_bias`` (a constant added to the no-op logit, 0 during
 training) is chosen after training on the validation seeds: imitation leaves the move/no-op decision
@@ -66,12 +73,15 @@ class NetConfig:
     arch: int = 2  # 1: the first network (no derived pair statistics); checkpoints of arch 1 no longer load
     noop_bias: float = 0.0  # added to the no-op logit; 0 while training, then chosen on validation seeds
     trend: bool = False  # also feed the rate-trend features (observation.VNF/HOST_TREND_FEATURES)
+    room: bool = False  # also feed the make-room gains (room_gain); False so older checkpoints load
 
 
 N_VNF_EXTRA = 3  # best reachable max-utilisation, own utilisation minus it, gap of own host to the hottest
 N_HOST_EXTRA = 1  # gap to the hottest host
 N_GLOBAL = 3  # hottest utilisation, best single-move gain, log10(up hosts)
 N_PAIR = 4  # target after, source after, max of both, that minus the VNF's best
+N_VNF_ROOM = 1  # with NetConfig.room: the hottest utilisation a make-room move of this VNF leads to
+N_GLOBAL_ROOM = 1  # with NetConfig.room: the best make-room gain of the cluster
 _RISE_REL = VNF_TREND_FEATURES.index("rise_rel")
 
 
@@ -132,9 +142,9 @@ class PairStats:
     tgt_after: torch.Tensor  # [B, V, H] target utilisation if VNF v moved to host h
     src_after: torch.Tensor  # [B, V] own host utilisation after v leaves
     best: torch.Tensor  # [B, V] min over feasible h of max(src_after, tgt_after); own util if none
-    vnf_extra: torch.Tensor  # [B, V, N_VNF_EXTRA]
+    vnf_extra: torch.Tensor  # [B, V, N_VNF_EXTRA (+ N_VNF_ROOM with NetConfig.room)]
     host_extra: torch.Tensor  # [B, H, N_HOST_EXTRA]
-    glob: torch.Tensor  # [B, N_GLOBAL]
+    glob: torch.Tensor  # [B, N_GLOBAL (+ N_GLOBAL_ROOM with NetConfig.room)]
 
 
 def pair_stats(o: TorchObs) -> PairStats:
@@ -161,6 +171,38 @@ def pair_stats(o: TorchObs) -> PairStats:
     return PairStats(tgt_after, src_after, best, vnf_extra, host_extra, glob)
 
 
+def room_gain(o: TorchObs, st: PairStats) -> torch.Tensor:
+    """Per VNF w [B, V]: how far (utilisation, fraction of capacity) the hottest host's utilisation
+    can fall by "make room, then move" through w: w leaves its host g (not the hottest) for its
+    least-loaded feasible third host k, then some movable VNF v of the hottest host fits on g under
+    100 %. The value is ``max(0, u_hot - min_v max(hot after v leaves, g after the swap, k after w
+    arrives))``, the quantity :class:`~placement.policies.heuristics.MakeRoomPolicy` minimises, as a
+    feature (the network still decides); 0 where no such plan exists. ``[B, V, V]`` arithmetic.
+    """
+    up = o.hosts[..., 0] > 0.5
+    cap_rel = o.hosts[..., 1].clamp(min=1e-3)
+    util = o.hosts[..., 2]
+    n_b, n_h = util.shape
+    bi = torch.arange(n_b)
+    hot = torch.where(up, util, torch.full_like(util, -1e3)).argmax(dim=1)  # [B]
+    u_hot = util[bi, hot]
+    rate_rel = o.vnfs[..., 1]
+    movable = (o.vnfs[..., 0] > 0.5) & (o.vnfs[..., 6] < 0.5)
+    on_hot = (o.vnf_host == hot.unsqueeze(1)) & movable
+    hot_after = u_hot.unsqueeze(1) - rate_rel / cap_rel[bi, hot].unsqueeze(1)  # [B, V]
+    not_hot = torch.arange(n_h).unsqueeze(0) != hot.unsqueeze(1)  # [B, H]
+    k_util = st.tgt_after.masked_fill(~(o.pair_mask & not_hot.unsqueeze(1)), 1e3)
+    u_k = k_util.min(dim=2).values  # [B, V]: w's least-loaded feasible third host, after w arrives
+    w_up = torch.gather(up, 1, o.vnf_host)
+    w_ok = (u_k < 1e2) & (o.vnf_host != hot.unsqueeze(1)) & w_up
+    cap_g = torch.gather(cap_rel, 1, o.vnf_host)  # [B, V(w)]
+    after_g = st.src_after.unsqueeze(1) + rate_rel.unsqueeze(2) / cap_g.unsqueeze(1)  # [B, V(v), V(w)]
+    ok = on_hot.unsqueeze(2) & w_ok.unsqueeze(1) & (after_g <= 1.0)
+    score = torch.maximum(torch.maximum(hot_after.unsqueeze(2), after_g), u_k.unsqueeze(1))
+    best = score.masked_fill(~ok, 1e3).min(dim=1).values  # [B, V(w)]
+    return (u_hot.unsqueeze(1) - best).clamp(min=0.0) * (best < 1e2)
+
+
 class ScoringNet(nn.Module):
     """Two-step pointer policy + value head over host/VNF sets (see module docstring)."""
 
@@ -171,17 +213,22 @@ class ScoringNet(nn.Module):
         if cfg.arch != 2:
             raise ValueError(f"network arch {cfg.arch} is not supported by this code (retrain)")
         n_ht, n_vt, n_pt = (N_HOST_TREND, N_VNF_TREND, 1) if cfg.trend else (0, 0, 0)
+        n_vr, n_g = (N_VNF_ROOM, N_GLOBAL + N_GLOBAL_ROOM) if cfg.room else (0, N_GLOBAL)
         self.host_enc = _mlp(N_HOST_FEATURES + N_HOST_EXTRA + n_ht, d, d)
-        self.vnf_enc = _mlp(N_VNF_FEATURES + N_VNF_EXTRA + n_vt + d, d, d)
-        self.ctx = _mlp(4 * d + N_GLOBAL, d, d)
+        self.vnf_enc = _mlp(N_VNF_FEATURES + N_VNF_EXTRA + n_vt + n_vr + d, d, d)
+        self.ctx = _mlp(4 * d + n_g, d, d)
         self.vnf_head = _mlp(2 * d, d, 1)
-        self.noop_head = _mlp(d + N_GLOBAL, d, 1)
+        self.noop_head = _mlp(d + n_g, d, 1)
         self.host_head = _mlp(3 * d + N_PAIR + n_pt, d, 1)
         self.value_head = _mlp(d, d, 1)
 
     def encode(self, o: TorchObs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PairStats]:
         """Host embeddings [B,H,d], VNF embeddings [B,V,d], context [B,d] and the pair statistics."""
         st = pair_stats(o)
+        if self.cfg.room:  # the make-room gain per VNF and its cluster maximum (a global input)
+            gain = room_gain(o, st)
+            st.vnf_extra = torch.cat([st.vnf_extra, gain.unsqueeze(-1)], dim=-1)
+            st.glob = torch.cat([st.glob, gain.max(dim=1).values.unsqueeze(-1)], dim=-1)
         h_in = [o.hosts, st.host_extra, o.host_trend] if self.cfg.trend else [o.hosts, st.host_extra]
         eh = self.host_enc(torch.cat(h_in, dim=-1))
         own = torch.gather(eh, 1, o.vnf_host.unsqueeze(-1).expand(-1, -1, eh.shape[-1]))
