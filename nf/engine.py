@@ -142,6 +142,8 @@ class Worker:
         self.epoch = cfg.epoch
         self.known_epoch: dict[str, int] = {self.lease: cfg.epoch}
         self.fenced = False
+        #: no output leaves before this time (ns; 0 = none): set when a handover hands us flows
+        self.release_hold_until = 0
         self.draining = False
         self.running = True
         self.nf: NFLogic = create(cfg.nf.type, NFContext(cfg.nf.section(), store, cfg.flow_groups,
@@ -309,6 +311,8 @@ class Worker:
                 t = min(t, 1.0)
         if self.ops or self.frozen:
             t = min(t, 5.0)
+        if self.release_hold_until:
+            t = min(t, (self.release_hold_until - now) / 1e6)
         return max(0, int(t + 0.999))
 
     def _timers(self) -> None:
@@ -333,6 +337,8 @@ class Worker:
             self._refresh_epochs()
         if self.ops:
             self._progress_ops()
+        if self.release_hold_until and now >= self.release_hold_until:
+            self._release_ready()
         if self._idle_ns and now - self._last_sweep >= self._idle_ns // 4:
             self._last_sweep = now
             self._expire_idle(now)
@@ -689,6 +695,10 @@ class Worker:
     def _release_ready(self) -> None:
         if self.fenced:
             return
+        if self.release_hold_until:
+            if time.time_ns() < self.release_hold_until:
+                return  # _timers releases when the hold ends
+            self.release_hold_until = 0
         upto = self._committed()
         released = False
         chans = self.channels
@@ -922,11 +932,22 @@ class Worker:
             self.c["deltas_applied"] += 1
         elif isinstance(msg, protocol.Handover):
             self._apply_released(lease, msg.batch_seq)  # sent only after those were released
+            self.hold_release(self.ecfg.handover_release_hold_ms)
             n = self._adopt(set(msg.groups), None, self.ecfg.handover_grace_ms)
             self.c["migrations_in"] += len(msg.groups)
             log.info("worker %d took over %d flows of groups %s from %s", self.idx, n, msg.groups,
                      ic.hello.instance)
             ic.send(protocol.ack(msg.epoch, msg.batch_seq))
+
+    def hold_release(self, ms: float) -> None:
+        """Release no output for ``ms`` from now (handover target). The source released the moved
+        flows' last batch just before HANDOVER, but those packets may still sit in its host's
+        switch queue (a descheduled userspace OVS on a busy host); ours leave from another host on
+        an idle path and could reach the sink first, i.e. reordered there. Holding our first
+        output gives the source's packets that head start. Adds up to ``ms`` to the latency of
+        packets processed meanwhile; input and processing go on, so nothing is dropped."""
+        if ms > 0:
+            self.release_hold_until = max(self.release_hold_until, time.time_ns() + int(ms * 1e6))
 
     def _apply_released(self, lease: str, upto: int) -> None:
         q = self.unapplied.get(lease)

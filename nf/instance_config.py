@@ -45,6 +45,10 @@ class EngineConfig:
     ``reorder_timeout_ms``: a sequence gap is given up (packet lost upstream) after this long;
     ``handover_grace_ms``: after taking flows over in a handover, their gaps are kept at least this
     long (the source forwards its stragglers, late on a loaded host);
+    ``handover_release_hold_ms``: after taking flows over in a handover, the target releases no
+    output for this long, so the source's last released packets (possibly still queued in the
+    source host's switch) reach the sink first (0 = off; adds to those packets' latency, not to
+    the move's downtime, during which the moved flows are not processed at all);
     ``replica_log_max``: duplicated input a replica buffers per worker (packets);
     ``heartbeat_ms``: idle-channel heartbeat period; ``recv_burst``: datagrams read per poll wake-up;
     ``flow_idle_timeout_s``: forget flows idle this long (0 = never; the stamper's must be larger)."""
@@ -56,6 +60,7 @@ class EngineConfig:
     reorder_max: int = 1024
     reorder_timeout_ms: float = 50.0
     handover_grace_ms: float = 500.0
+    handover_release_hold_ms: float = 20.0
     replica_log_max: int = 262144
     heartbeat_ms: float = 50.0
     recv_burst: int = 256
@@ -69,6 +74,8 @@ class EngineConfig:
                 raise ValueError(f"engine.{name}: must be >= 1, got {getattr(self, name)}")
         if self.batch_timeout_ms <= 0 or self.reorder_timeout_ms <= 0 or self.heartbeat_ms <= 0:
             raise ValueError("engine: batch_timeout_ms, reorder_timeout_ms, heartbeat_ms must be > 0")
+        if self.handover_grace_ms < 0 or self.handover_release_hold_ms < 0:
+            raise ValueError("engine: handover_grace_ms, handover_release_hold_ms must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -73,3 +73,28 @@ def test_target_waits_for_the_sources_stragglers() -> None:
         assert w.c["processed"] == 3 and w.c["gaps_skipped"] == 0
     finally:
         w._close()
+
+
+def test_target_holds_its_first_output_after_a_handover() -> None:
+    """The source's last released packets may still be queued in its host's switch when the target
+    takes over; the target's output waits ``handover_release_hold_ms`` so they reach the sink first
+    (the lab's migration test saw 5 reordered packets at the sink without it)."""
+    cfg = InstanceConfig(name="hh", role="secondary", data_ip="127.0.0.1", data_port=47610,
+                         dup_port=47710, repl_port=47810, flow_groups=GROUPS,
+                         engine=EngineConfig(batch_size=1, handover_release_hold_ms=50.0))
+    key = wire_key(_datagram(0, 0), shim.SHIM_LEN)
+    assert key is not None
+    group = group_of_key(key[0], GROUPS)
+    w = Worker(cfg, 0, None)
+    try:
+        w._on_datagram(_datagram(0, group), time.time_ns(), True)  # logged as a replica
+        w.hold_release(cfg.engine.handover_release_hold_ms)  # what HANDOVER does, then adopt
+        w._adopt({group}, None, cfg.engine.handover_grace_ms)
+        w._on_datagram(_datagram(1, group), time.time_ns(), False)
+        assert w.c["processed"] == 2 and w.c["released"] == 0  # processed, output held
+        assert 0 < w._timeout_ms() <= 50  # the loop wakes up when the hold ends
+        time.sleep(0.06)
+        w._timers()
+        assert w.c["released"] == 2 and w.release_hold_until == 0
+    finally:
+        w._close()
