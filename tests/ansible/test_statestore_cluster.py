@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deftctl.playbook import run_playbook
 from lab import procs
 from lab.lifecycle import host_run
 from lab.state import load_state
@@ -161,3 +162,33 @@ def _expect_failover(
     assert _cli(lab, observer, contract, new, "GET", key) == value
     assert _cli(lab, observer, contract, new, "SET", f"{key}:after", "1") == "OK"
     assert _cli(lab, observer, contract, new, "GET", f"{key}:after") == "1"
+
+
+SENTINEL_SERVICE = "deft-redis-sentinel"
+SENTINEL_RUNTIME = "/var/lib/deft/redis/sentinel.conf"
+CURRENT_USER_LINE = "^user default on #[0-9a-f]+ "  # the password's SHA-256, as CONFIG REWRITE writes it
+OLD_USER_LINE = "user default on >not-the-password "
+
+
+def test_statestore_play_heals_a_sentinel_with_an_old_password(
+    store_lab: tuple[str, Path, dict[str, dict[str, Any]]],
+) -> None:
+    """CI was red once because a lab came up on an interrupted run's disks while the fresh clone
+    generated new passwords: the old sentinel rewrote its runtime file with the old password and
+    answered NOAUTH to the role. Here one sentinel's runtime file gets a password no one knows
+    (its CONFIG REWRITE ``user default`` line, which wins over ``requirepass``); the statestore
+    play must find it stale, replace its runtime config and leave it naming the primary."""
+    lab, inv, nfv = store_lab
+    host = list(nfv)[-1]
+    contract = _contract(lab, host)
+    on_host(lab, host, *SUPERVISORCTL, "stop", SENTINEL_SERVICE)
+    try:
+        on_host(lab, host, "sed", "-i", "-E", f"s/{CURRENT_USER_LINE}/{OLD_USER_LINE}/", SENTINEL_RUNTIME)
+    finally:
+        on_host(lab, host, *SUPERVISORCTL, "start", SENTINEL_SERVICE)
+    answer = _cli(lab, host, contract, "127.0.0.1", "PING", port=26379, check=False)
+    assert "PONG" not in answer, f"the sentinel on {host} still accepts the password: {answer}"
+
+    run = run_playbook(inv, "playbooks/statestore.yml")
+    assert run.ok, run.tail()
+    assert _primary(lab, host, contract) in {e.rsplit(":", 1)[0] for e in contract["endpoints"]}
