@@ -28,6 +28,16 @@ def _datagram(seq: int, group: int) -> bytes:
     return shim.pack(shim.Stamp(0, 1, group, 1, seq, time.time_ns()), ip)
 
 
+def _replica_worker(name: str, port: int, engine: EngineConfig) -> tuple[Worker, int]:
+    """A secondary's worker 0 (data/dup/repl ports ``port``, +100, +200) and the flow group of the
+    test flow, which it logs as a replica until it adopts the group."""
+    cfg = InstanceConfig(name=name, role="secondary", data_ip="127.0.0.1", data_port=port,
+                         dup_port=port + 100, repl_port=port + 200, flow_groups=GROUPS, engine=engine)
+    key = wire_key(_datagram(0, 0), shim.SHIM_LEN)
+    assert key is not None
+    return Worker(cfg, 0, None), group_of_key(key[0], GROUPS)
+
+
 def test_reorder_timeout_does_not_process_a_frozen_group() -> None:
     cfg = InstanceConfig(name="hf", data_ip="127.0.0.1", data_port=47100, dup_port=47200,
                          repl_port=47300, flow_groups=GROUPS,
@@ -55,16 +65,11 @@ def test_target_waits_for_the_sources_stragglers() -> None:
     """After a handover the source forwards packets it still receives; on a loaded host one can
     arrive after the reorder timeout. The target keeps an adopted flow's gap for
     ``handover_grace_ms`` instead of giving the packet up (CI lost one this way under load)."""
-    cfg = InstanceConfig(name="hg", role="secondary", data_ip="127.0.0.1", data_port=47600,
-                         dup_port=47700, repl_port=47800, flow_groups=GROUPS,
-                         engine=EngineConfig(batch_size=1, reorder_timeout_ms=5.0, handover_grace_ms=500.0))
-    key = wire_key(_datagram(0, 0), shim.SHIM_LEN)
-    assert key is not None
-    group = group_of_key(key[0], GROUPS)
-    w = Worker(cfg, 0, None)
+    engine = EngineConfig(batch_size=1, reorder_timeout_ms=5.0, handover_grace_ms=500.0)
+    w, group = _replica_worker("hg", 47600, engine)
     try:
         w._on_datagram(_datagram(0, group), time.time_ns(), True)  # logged as a replica
-        w._adopt({group}, None, cfg.engine.handover_grace_ms)  # what HANDOVER does
+        w._adopt({group}, None, w.ecfg.handover_grace_ms)  # what HANDOVER does
         assert w.c["processed"] == 1
         w._on_datagram(_datagram(2, group), time.time_ns(), True)  # forwarded: 1 is still on its way
         w._check_gaps(time.time_ns() + 100_000_000)  # 100 ms: past the reorder timeout
@@ -79,17 +84,11 @@ def test_target_holds_its_first_output_after_a_handover() -> None:
     """The source's last released packets may still be queued in its host's switch when the target
     takes over; the target's output waits ``handover_release_hold_ms`` so they reach the sink first
     (the lab's migration test saw 5 reordered packets at the sink without it)."""
-    cfg = InstanceConfig(name="hh", role="secondary", data_ip="127.0.0.1", data_port=47610,
-                         dup_port=47710, repl_port=47810, flow_groups=GROUPS,
-                         engine=EngineConfig(batch_size=1, handover_release_hold_ms=50.0))
-    key = wire_key(_datagram(0, 0), shim.SHIM_LEN)
-    assert key is not None
-    group = group_of_key(key[0], GROUPS)
-    w = Worker(cfg, 0, None)
+    w, group = _replica_worker("hh", 47610, EngineConfig(batch_size=1, handover_release_hold_ms=50.0))
     try:
         w._on_datagram(_datagram(0, group), time.time_ns(), True)  # logged as a replica
-        w.hold_release(cfg.engine.handover_release_hold_ms)  # what HANDOVER does, then adopt
-        w._adopt({group}, None, cfg.engine.handover_grace_ms)
+        w.hold_release(w.ecfg.handover_release_hold_ms)  # what HANDOVER does, then adopt
+        w._adopt({group}, None, w.ecfg.handover_grace_ms)
         w._on_datagram(_datagram(1, group), time.time_ns(), False)
         assert w.c["processed"] == 2 and w.c["released"] == 0  # processed, output held
         assert 0 < w._timeout_ms() <= 50  # the loop wakes up when the hold ends
