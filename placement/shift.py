@@ -14,17 +14,22 @@ gives it (``small_capacity_pps``). The other NFV hosts are uncapped.
 
 Sequence, for each policy (each starts from the same state):
 
-1. deploy the service with ``playbooks/nf.yml`` (primary on the small host, secondary on the second
-   NFV host, the stamper on the traffic client) and start an idle spare instance on every further
-   NFV host, so a migration has a target there (DEFT's cluster of instances, thesis §3);
+1. deploy the service (primary on the small host, secondary on the second NFV host, the stamper on
+   the traffic client) and start an idle spare instance on every further NFV host, so a migration
+   has a target there (DEFT's cluster of instances, thesis §3). The first policy declares it with
+   ``playbooks/nf.yml``; later ones, whose declaration is the same, redeploy its instances through
+   the agents (``deploy services``, seconds instead of a playbook run);
 2. start ``deftctl placement serve`` on the controller with the policy (the placement role's venv
    and config, plus the small host's capacity, a short decision interval and a per-run ``controller``
    tag, so its decisions can be told apart from the role's own service loop);
 3. run the traffic: ``base_pps`` until ``shift_at_s``, a ``rise_s`` ramp to ``peak_pps``, held to the end
-   (client -> stamper -> primary -> sink; exact per-flow loss, reordering and latency at the sink);
+   (client -> stamper -> primary -> sink; exact per-flow loss, reordering and latency at the sink).
+   Each policy's flows have their own source ports: the stamper outlives a policy's instances,
+   and a flow it already numbered would reach the fresh primary in the middle of its sequence;
 4. stop the loop; read the run's telemetry (``nf`` points of the service, the loop's ``placement``
    decisions) and the sink's report;
-5. undeploy (``deploy remove``, spares stopped, ``playbooks/nf.yml`` without the service).
+5. undeploy (``deploy remove``: steering deleted, spares stopped); after the last policy,
+   ``playbooks/nf.yml`` without the service.
 
 The cap is removed at the end, also after a failure. Output in ``out``: ``results.json``,
 ``report.md``, ``shift.png`` (processed and dropped packets per second, migrations marked), and per
@@ -55,8 +60,9 @@ from traffic.results import RunSummary
 
 log = logging.getLogger(__name__)
 
-#: UDP destination port of the test flows and the first source port (flows use sport, sport+1, ...)
-DPORT, SPORT = 7000, 20000
+#: UDP destination port of the test flows and the first source port (flows use sport, sport+1, ...);
+#: policy number i (0, 1, ...) starts at SPORT + i * SPORT_STEP
+DPORT, SPORT, SPORT_STEP = 7000, 20000, 1000
 
 
 class ShiftError(RuntimeError):
@@ -202,13 +208,14 @@ def _services_vars(cfg: ShiftConfig, primary: str, secondary: str) -> dict[str, 
     }]}  # fmt: skip
 
 
-def profile_doc(cfg: ShiftConfig) -> dict[str, Any]:
-    """The traffic: kernel UDP sockets (packets follow the client's routes into the stamper's TUN)."""
+def profile_doc(cfg: ShiftConfig, sport: int = SPORT) -> dict[str, Any]:
+    """The traffic: kernel UDP sockets (packets follow the client's routes into the stamper's TUN);
+    flows use source ports ``sport`` .. ``sport + cfg.flows - 1``."""
     hold = cfg.duration_s - cfg.shift_at_s - cfg.rise_s
     return {
         "name": f"shift-{cfg.base_pps:.0f}-{cfg.peak_pps:.0f}", "duration_s": cfg.duration_s,
         "method": "udp",
-        "flows": [{"proto": "udp", "dport": DPORT, "sport": SPORT, "count": cfg.flows, "size_bytes": 64}],
+        "flows": [{"proto": "udp", "dport": DPORT, "sport": sport, "count": cfg.flows, "size_bytes": 64}],
         "pattern": {"kind": "flash_crowd", "rate_pps": cfg.base_pps, "peak_pps": cfg.peak_pps,
                     "at_s": cfg.shift_at_s, "rise_s": cfg.rise_s, "hold_s": hold, "decay_s": 0.0},
         "sink": {"mode": "udp", "idle_timeout_s": 5, "first_packet_timeout_s": 30},
@@ -274,6 +281,8 @@ class ShiftRun:
         self.small, self.second = self.c.nfv[0], self.c.nfv[1]
         self.spares = {h.name: h for h in self.c.nfv[2:]}
         self.tmp = Path(tempfile.mkdtemp(prefix="deft-shift-"))
+        #: the service is declared (playbooks/nf.yml ran with it): later policies skip the playbook
+        self.declared = False
 
     def run(self) -> list[PolicyRun]:
         cfg = self.cfg
@@ -281,8 +290,8 @@ class ShiftRun:
         try:
             log.info("capping %s's containers at %.2f CPUs", self.small.name, cfg.small_cpus)
             set_cpu_cap(cfg, self.small.name, cfg.small_cpus)
-            for policy in cfg.policies:
-                results.append(self.one(policy))
+            for i, policy in enumerate(cfg.policies):
+                results.append(self.one(policy, SPORT + SPORT_STEP * i))
         finally:
             try:
                 set_cpu_cap(cfg, self.small.name, 0.0)
@@ -297,9 +306,17 @@ class ShiftRun:
 
     def deploy(self) -> None:
         cfg = self.cfg
-        varsfile = self.tmp / "services.yml"
-        varsfile.write_text(yaml.safe_dump(_services_vars(cfg, self.small.name, self.second.name)))
-        _playbook(cfg, "playbooks/nf.yml", "-e", f"@{varsfile}")
+        if not self.declared:
+            varsfile = self.tmp / "services.yml"
+            varsfile.write_text(yaml.safe_dump(_services_vars(cfg, self.small.name, self.second.name)))
+            _playbook(cfg, "playbooks/nf.yml", "-e", f"@{varsfile}")
+            self.declared = True
+        else:  # same declaration (stamper, FDU config): only the instances were removed
+            self.c.run(
+                self.c.controller,
+                [cfg.agent_python, "-m", "deploy", "services", "--only", cfg.service, "--json"],
+                timeout_s=300,
+            )
         engine = json.dumps({"batch_size": cfg.batch_size, **cfg.engine})
         for name, host in self.spares.items():
             self.c.run(host, [
@@ -351,7 +368,8 @@ class ShiftRun:
             fh.write(yaml.safe_dump(doc))
         return path
 
-    def one(self, policy: str) -> PolicyRun:
+    def one(self, policy: str, sport: int = SPORT) -> PolicyRun:
+        """One policy's run (steps 1-5 of the module docstring); its flows start at ``sport``."""
         cfg = self.cfg
         res = PolicyRun(policy)
         tag = f"shift-{policy}"
@@ -372,7 +390,7 @@ class ShiftRun:
                 f"{cfg.placement_deftctl} placement serve --config {conf} 2>>/tmp/deft-shift-{tag}.log"
             )
             prof_path = self.tmp / "profile.yml"
-            doc = profile_doc(cfg)
+            doc = profile_doc(cfg, sport)
             prof_path.write_text(yaml.safe_dump(doc))
             log.info("[%s] traffic: %s", policy, doc["pattern"])
             try:
