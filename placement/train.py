@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -90,13 +91,13 @@ TREND_TEACHERS = (  # imitable only with the rate-trend network inputs (TrainCon
     "trend-least-loaded@0.8/0.02/10",
     "trend-least-loaded@0.7/0.05/5",
 )
-TEACHER_POOL_TREND = (*BASE_TEACHERS, *TREND_TEACHERS)  # the third-round model's (validation 0.769)
 ROOM_TEACHERS = (  # "make room, then move" (MakeRoomPolicy); imitable with the room_features inputs
     "make-room-least-loaded@0.8/0.02",
     "make-room-least-loaded@0.7/0.02",
     "make-room-least-loaded@0.7/0.05",
 )
-TEACHER_POOL = TEACHER_POOL_TREND  # the default pool (add ROOM_TEACHERS: --room-teachers)
+# the shipped model's pool (validation 0.769); ROOM_TEACHERS are added with --room-teachers
+TEACHER_POOL = (*BASE_TEACHERS, *TREND_TEACHERS)
 # tried as extra pool members (README "Results"): validated worse (0.89 vs 0.80), not in the default
 EXTRA_TEACHERS = ("excess-greedy", "excess-greedy@0.75/0.02", "excess-greedy@0.7/0.05", "ilp")
 EXPENSIVE_TEACHERS = ("ilp",)  # ~10 ms per environment and step: label only a sample of the states
@@ -159,22 +160,27 @@ def _episode_seeds(cfg: TrainConfig, it: int) -> list[int]:
     return list(range(base, base + cfg.num_envs))
 
 
+#: teacher specs "<name>@a/b[/c]": the policy class and the keyword argument each number sets
+TEACHER_SPECS: dict[str, tuple[Callable[..., Policy], tuple[str, ...]]] = {
+    "least-loaded": (LeastLoadedPolicy, ("threshold", "margin")),
+    "make-room-least-loaded": (MakeRoomPolicy, ("threshold", "margin")),
+    "excess-greedy": (ExcessGreedyPolicy, ("threshold", "migration_weight")),
+    "trend-least-loaded": (TrendLeastLoadedPolicy, ("threshold", "margin", "horizon_s")),
+}
+
+
 def make_teacher(spec: str) -> Policy:
-    """A teacher policy by name; ``least-loaded@T/M`` is least-loaded with trigger T and margin M."""
-    if spec.startswith("make-room-least-loaded@"):
-        thr, margin = spec.split("@", 1)[1].split("/")
-        return MakeRoomPolicy(threshold=float(thr), margin=float(margin))
-    if spec.startswith("least-loaded@"):
-        thr, margin = spec.split("@", 1)[1].split("/")
-        return LeastLoadedPolicy(threshold=float(thr), margin=float(margin))
-    if spec.startswith("excess-greedy@"):
-        thr, weight = spec.split("@", 1)[1].split("/")
-        return ExcessGreedyPolicy(threshold=float(thr), migration_weight=float(weight))
-    if spec == "excess-greedy":
+    """A teacher policy by name; ``least-loaded@T/M`` is least-loaded with trigger T and margin M
+    (the other parametrised names in ``TEACHER_SPECS`` likewise)."""
+    name, sep, args = spec.partition("@")
+    if sep and name in TEACHER_SPECS:
+        cls, keys = TEACHER_SPECS[name]
+        values = args.split("/")
+        if len(values) != len(keys):
+            raise ValueError(f"teacher {spec!r}: expected {name}@{'/'.join(keys)}")
+        return cls(**{k: float(v) for k, v in zip(keys, values, strict=True)})
+    if spec == "excess-greedy":  # not a reference baseline, so make_policy does not know it
         return ExcessGreedyPolicy()
-    if spec.startswith("trend-least-loaded@"):
-        thr, margin, horizon = spec.split("@", 1)[1].split("/")
-        return TrendLeastLoadedPolicy(threshold=float(thr), margin=float(margin), horizon_s=float(horizon))
     return make_policy(spec)
 
 
