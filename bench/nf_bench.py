@@ -15,7 +15,13 @@ Topology (namespaces ``nb-gen``, ``nb-nf``, ``nb-rep``; removed on exit even on 
   (end-to-end: generator -> NF -> output commit -> sink).
 
 Honesty: the machine has 2 cores shared by generator, NF worker, replica and sink (and other
-engineers' jobs), so absolute numbers are lower bounds for a dedicated core.
+engineers' jobs), and the scheduler places them. With ``--pin`` the device under test (the NF
+instance with its worker, or the echo) runs alone on the last CPU and everything else (generator,
+sink, replica) on CPU 0: one worker on one core, as the goal presupposes. On this machine that did
+not raise the worker's rate (2026-12-04: FT off 46.9 vs ~50 kpps unpinned) and it slows FT on,
+whose replica then shares a core with the blasting generator, so it is off by default.
+The table also gives the device's packets per CPU-second (user + system time from
+``/proc/<pid>/stat``, read before it stops): the cost of a packet, whatever else ran.
 
 Usage: ``python bench/nf_bench.py [--runs 3] [--count 300000] [--rate 10000]``
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import struct
@@ -134,9 +141,27 @@ def _self(*a: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), *a]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time (s) of one process, from ``/proc/<pid>/stat`` (fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (the instance's forked workers)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(c) for c in (task / "children").read_text().split()]
+    return kids
+
+
 class Bench:
-    def __init__(self, topo: Topology, work: Path) -> None:
+    def __init__(self, topo: Topology, work: Path, pin: bool) -> None:
         self.topo, self.work = topo, work
+        last = max(os.sched_getaffinity(0))
+        # ``taskset`` execs its command, so the Popen's pid stays the process's own
+        self.dut_cpu = ["taskset", "-c", str(last)] if pin else []
+        self.aux_cpu = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if pin else []
         self.g, self.n, self.r = topo.ns("gen"), topo.ns("nf"), topo.ns("rep")
         topo.link(self.g, "eth0", self.n, "eth0")
         topo.link(self.n, "eth1", self.r, "eth0")
@@ -150,7 +175,7 @@ class Bench:
     def _sink(self, tag: str, latency: bool = False) -> tuple[subprocess.Popen[bytes], Path]:
         out = self.work / f"sink-{tag}.json"
         args = ["sink", "--out", str(out), "--idle", "1.0"] + (["--latency"] if latency else [])
-        p = self.topo.start(_self(*args), ns=self.g)
+        p = self.topo.start(self.aux_cpu + _self(*args), ns=self.g)
         for _ in range(100):
             if Path(str(out) + ".ready").exists():
                 break
@@ -161,7 +186,7 @@ class Bench:
         out = self.work / "gen.json"
         args = ["gen", "--dst", NF, "--port", "9000", "--count", str(count), "--rate", str(rate),
                 "--flows", str(flows), "--out", str(out)] + (["--stamped"] if stamped else [])
-        self.topo.start(_self(*args), ns=self.g).wait(300)
+        self.topo.start(self.aux_cpu + _self(*args), ns=self.g).wait(300)
         return dict(json.loads(out.read_text()))
 
     @staticmethod
@@ -170,14 +195,16 @@ class Bench:
         return dict(json.loads(out.read_text()))
 
     def echo_run(self, count: int, flows: int) -> dict[str, Any]:
-        e = self.topo.start(_self("echo"), ns=self.n)
+        e = self.topo.start(self.dut_cpu + _self("echo"), ns=self.n)
         time.sleep(0.5)
+        cpu0 = _cpu_seconds(e.pid)
         sp, so = self._sink("echo")
         g = self._gen(False, count, 0, flows)
         r = self._read(sp, so)
+        cpu = _cpu_seconds(e.pid) - cpu0
         netns.stop_process(e)
         return {"offered_pps": g["sent"] / g["secs"], "pps": r["received"] / max(r["secs"], 1e-9),
-                "delivered": r["received"] / g["sent"]}
+                "delivered": r["received"] / g["sent"], "pps_per_cpu_s": r["received"] / max(cpu, 1e-9)}
 
     def nf_run(self, ft: bool, count: int, rate: float, flows: int, latency: bool = False,
                batch: int = 32, inflight: int = 64) -> dict[str, Any]:
@@ -199,7 +226,8 @@ class Bench:
             path = self.work / f"{name}.yml"
             path.write_text(yaml.safe_dump(cfg))
             log = (self.work / f"{name}.log").open("wb")
-            procs.append(self.topo.start([sys.executable, "-m", "nf.instance", "--config", str(path)],
+            where = self.dut_cpu if role == "primary" else self.aux_cpu
+            procs.append(self.topo.start([*where, sys.executable, "-m", "nf.instance", "--config", str(path)],
                                          ns=ns, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO)))
             cc = ControlClient(sock)
             for _ in range(200):
@@ -215,10 +243,13 @@ class Bench:
                 if pc.status()["workers"][0]["replicas"][0]["connected"]:
                     break
                 time.sleep(0.05)
+        workers = _children(procs[-1].pid)
+        busy0 = sum(_cpu_seconds(w) for w in workers)
         sp, so = self._sink("nf", latency)
         g = self._gen(True, count, rate, flows)
         r = self._read(sp, so)
         m = pc.metrics()
+        busy = sum(_cpu_seconds(w) for w in workers) - busy0
         for cc in clients:
             cc.close()
         for p in procs:
@@ -226,7 +257,8 @@ class Bench:
         res = {"offered_pps": g["sent"] / g["secs"], "nf_pps": m["throughput_pps"],
                "sink_pps": r["received"] / max(r["secs"], 1e-9), "delivered": r["received"] / g["sent"],
                "dropped": m["dropped"], "commit_ms": m["commit_latency_ms"],
-               "nf_p50_ms": m["latency_p50_ms"], "nf_p99_ms": m["latency_p99_ms"]}
+               "nf_p50_ms": m["latency_p50_ms"], "nf_p99_ms": m["latency_p99_ms"],
+               "pps_per_cpu_s": m["released"] / max(busy, 1e-9)}
         if latency:
             res["p50_ms"], res["p99_ms"] = r.get("p50_ms", 0.0), r.get("p99_ms", 0.0)
         return res
@@ -257,6 +289,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32, help="engine.batch_size")
     ap.add_argument("--inflight", type=int, default=64, help="engine.max_inflight")
     ap.add_argument("--prefix", default="nb", help="namespace prefix (unique per engineer/run)")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=False,
+                    help="NF worker / echo alone on the last CPU, generator, sink and replica on CPU 0")
     args = ap.parse_args()
     if args.mode in ("gen", "sink"):
         res = gen(args) if args.mode == "gen" else sink(args)
@@ -267,7 +301,7 @@ def main() -> int:
         return 0
     rows: dict[str, list[dict[str, Any]]] = {"echo": [], "ft_off": [], "ft_on": [], "lat_ft_on": []}
     with tempfile.TemporaryDirectory() as d, Topology(args.prefix) as topo:
-        b = Bench(topo, Path(d))
+        b = Bench(topo, Path(d), args.pin)
         for i in range(args.runs):
             rows["echo"].append(b.echo_run(args.count, args.flows))
             kw = {"batch": args.batch, "inflight": args.inflight}
@@ -281,15 +315,18 @@ def main() -> int:
         vals = [r[f] for r in rows[k] if f in r]
         return statistics.median(vals) if vals else float("nan")
 
-    print(f"\nNF benchmark, direct veth, 1 worker, counter NF, {args.flows} flows, batch {args.batch}, "
-          f"max_inflight {args.inflight}, medians of {args.runs} runs")
+    pin = "worker pinned to its own CPU" if args.pin else "unpinned"
+    print(f"\nNF benchmark, direct veth, 1 worker ({pin}), counter NF, {args.flows} flows, "
+          f"batch {args.batch}, max_inflight {args.inflight}, medians of {args.runs} runs")
     print(f"{'case':<22}{'offered kpps':>14}{'NF kpps':>10}{'sink kpps':>11}{'delivered':>11}"
-          f"{'p50 ms':>9}{'p99 ms':>9}")
+          f"{'p50 ms':>9}{'p99 ms':>9}{'kpkt/CPU-s':>12}")
     print(f"{'python udp echo':<22}{med('echo', 'offered_pps') / 1e3:>14.1f}{'-':>10}"
-          f"{med('echo', 'pps') / 1e3:>11.1f}{med('echo', 'delivered'):>11.3f}{'-':>9}{'-':>9}")
+          f"{med('echo', 'pps') / 1e3:>11.1f}{med('echo', 'delivered'):>11.3f}{'-':>9}{'-':>9}"
+          f"{med('echo', 'pps_per_cpu_s') / 1e3:>12.1f}")
     for k, label in (("ft_off", "NF, FT off"), ("ft_on", "NF, FT on (1 replica)")):
         print(f"{label:<22}{med(k, 'offered_pps') / 1e3:>14.1f}{med(k, 'nf_pps') / 1e3:>10.1f}"
-              f"{med(k, 'sink_pps') / 1e3:>11.1f}{med(k, 'delivered'):>11.3f}{'-':>9}{'-':>9}")
+              f"{med(k, 'sink_pps') / 1e3:>11.1f}{med(k, 'delivered'):>11.3f}{'-':>9}{'-':>9}"
+              f"{med(k, 'pps_per_cpu_s') / 1e3:>12.1f}")
     lat = "lat_ft_on"
     label = f"NF, FT on @ {args.rate:.0f} pps"
     print(f"{label:<22}{med(lat, 'offered_pps') / 1e3:>14.1f}"

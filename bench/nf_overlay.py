@@ -10,7 +10,11 @@ Paths (the lab provisioned by site.yml; the service deployed here by ``playbooks
 * throughput: ``--seconds`` of UDP (kernel sockets, 8 flows) offered at ``--rate`` pps; the sink's
   receive rate and the distinct packets delivered. Both paths cross the userspace OVS VXLAN overlay
   (~140 kpps per hop on an idle machine, platform.md) on 2 shared cores, so the NF/echo ratio is the
-  meaningful figure.
+  meaningful figure. Above the paths' capacity this is an overload figure.
+* no-loss throughput (``--no-loss``, RFC 2544 style): per path, the highest offered rate that loses
+  at most ``--max-loss`` (0.1 %), bisected in ``--steps`` runs between 0 and ``--rate``; the ratio
+  of the two is the capacity ratio. The NF path carries every packet twice across the overlay (to
+  the primary and, duplicated by the ingress OVS, to the secondary), the echo once.
 * failover: kill -9 of the primary container's process under 2 kpps; time from the kill until the
   steering table (read from the state store every 2 ms) names the promoted secondary = detection
   (FDU heartbeats) + lease CAS + promote + re-steer. Also the FDU's own promote/steer log line.
@@ -151,17 +155,43 @@ class Lab:
         return json.loads(Path(sj).read_text()), json.loads(Path(gj).read_text())
 
 
-def throughput(lab: Lab, rate: int, seconds: float) -> dict[str, float]:
-    sink_ip = lab.hv["sink"]["overlay_ip"]
-    relay_ip = lab.hv["nfv1"]["overlay_ip"]
-    relay = lab.popen("nfv1", sys.executable, "-c", RELAY, relay_ip, "9999", sink_ip, "7001")
-    try:
+class Relay:
+    """The bare Python UDP echo on nfv1 (the reference path), running while the context is open."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.ip = lab.hv["nfv1"]["overlay_ip"]
+
+    def __enter__(self) -> Relay:
+        self.proc = self.lab.popen(
+            "nfv1", sys.executable, "-c", RELAY, self.ip, "9999", self.lab.hv["sink"]["overlay_ip"], "7001"
+        )
         time.sleep(1.0)
-        s, g = lab.finish(lab.traffic("echo", relay_ip, 9999, rate, seconds, sink_port=7001))
-    finally:
-        relay.kill()
-        relay.communicate()
-    s2, g2 = lab.finish(lab.traffic("nf", sink_ip, 7000, rate, seconds))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.proc.kill()
+        self.proc.communicate()
+
+
+def trial(lab: Lab, path: str, rate: int, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One constant-rate run of ``path`` ("echo": through the relay, which must be running; "nf":
+    through the stamper and the service). Returns the sink's and the generator's reports."""
+    if path == "echo":
+        relay = lab.hv["nfv1"]["overlay_ip"]
+        return lab.finish(lab.traffic("echo", relay, 9999, rate, seconds, sink_port=7001))
+    return lab.finish(lab.traffic("nf", lab.hv["sink"]["overlay_ip"], 7000, rate, seconds))
+
+
+def throughput(lab: Lab, rate: int, seconds: float) -> dict[str, float]:
+    """Both paths offered the same ``rate``: the sink's receive rate over its receive period.
+
+    Above a path's capacity this measures its behaviour in overload, not only its capacity: the NF
+    path queues (its input buffer, the in-order gate waiting for packets lost upstream), so its
+    receive period outlasts the generator's and the rate falls; see :func:`no_loss_rate`."""
+    with Relay(lab):
+        s, g = trial(lab, "echo", rate, seconds)
+    s2, g2 = trial(lab, "nf", rate, seconds)
     return {
         "offered_pps": float(rate),
         "echo_sent_pps": g["achieved_pps"],
@@ -174,6 +204,36 @@ def throughput(lab: Lab, rate: int, seconds: float) -> dict[str, float]:
         "nf_p99_us": s2["latency_p99_us"],
         "ratio": s2["throughput_pps"] / max(1.0, s["throughput_pps"]),
     }
+
+
+def no_loss_rate(lab: Lab, path: str, hi: int, seconds: float, max_loss: float, steps: int) -> dict[str, Any]:
+    """RFC 2544-style throughput of one path: the highest offered rate (pps) whose run delivers at
+    least ``1 - max_loss`` of what was sent, by bisection between 0 and ``hi`` in ``steps`` runs.
+
+    Why: the capacity of a path, measured where it is not overloaded, is what the NF/echo ratio is
+    about; above capacity both paths lose packets, and the NF path also queues (see
+    :func:`throughput`). A run that fails because of a scheduling hiccup lowers the result, never
+    raises it."""
+    lo, runs = 0, []
+    for _ in range(steps):
+        mid = (lo + hi) // 2
+        s, g = trial(lab, path, mid, seconds)
+        delivered = s["unique"] / max(1, g["sent"])
+        runs.append({"rate": mid, "delivered": round(delivered, 5), "p99_us": s["latency_p99_us"]})
+        if delivered >= 1.0 - max_loss:
+            lo = mid
+        else:
+            hi = mid
+    return {"no_loss_pps": lo, "runs": runs}
+
+
+def capacity(lab: Lab, hi: int, seconds: float, max_loss: float, steps: int) -> dict[str, Any]:
+    """:func:`no_loss_rate` of the echo and of the NF path, in the same run."""
+    with Relay(lab):
+        echo = no_loss_rate(lab, "echo", hi, seconds, max_loss, steps)
+    nf = no_loss_rate(lab, "nf", hi, seconds, max_loss, steps)
+    return {"max_loss": max_loss, "echo": echo, "nf": nf,
+            "ratio": nf["no_loss_pps"] / max(1, echo["no_loss_pps"])}
 
 
 def failover(lab: Lab) -> dict[str, Any]:
@@ -262,6 +322,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--keep", action="store_true", help="leave the service deployed")
     ap.add_argument("--throughput-only", action="store_true", help="skip failover and migration")
+    ap.add_argument("--no-loss", action="store_true",
+                    help="also bisect each path's highest rate with at most --max-loss lost (RFC 2544 style)")
+    ap.add_argument("--max-loss", type=float, default=0.001, help="loss fraction a no-loss run may have")
+    ap.add_argument("--steps", type=int, default=7, help="bisection runs per path (between 0 and --rate)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nf-overlay-", dir="/tmp") as tmp:
         lab = Lab(a.inventory.resolve(), Path(tmp))
@@ -275,6 +339,8 @@ def main() -> None:
             sys.exit(f"playbooks/nf.yml failed:\n{run.output[-3000:]}")
         try:
             res: dict[str, Any] = {"throughput": throughput(lab, a.rate, a.seconds)}
+            if a.no_loss:
+                res["no_loss"] = capacity(lab, a.rate, a.seconds, a.max_loss, a.steps)
             if not a.throughput_only:
                 res["failover"] = failover(lab)
                 res["migration"] = migration(lab)

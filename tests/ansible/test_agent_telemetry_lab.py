@@ -39,3 +39,13 @@ def test_every_host_reports_with_the_schema(provisioned_lab: Any, lab_inventory:
         got = {r["host"] for r in qc.rows(f'SELECT last("{field}") FROM "{measurement}" GROUP BY "host"')}
         assert got == hosts, measurement
     assert qc.schema_problems() == []
+
+
+def test_the_cli_runs_on_every_host(provisioned_lab: Any, lab_inventory: Path) -> None:
+    """An operator on a server types ``deftctl ...``: the hosts' venv has the agent's packages only
+    (no matplotlib), and the whole CLI tree must still load (it did not, until 2026-12-04)."""
+    assert provisioned_lab.returncode == 0, provisioned_lab.output[-3000:]
+    inv = yaml.safe_load((lab_inventory / "hosts.yml").read_text())["all"]["children"]
+    for host in sorted(set(inv["nfv"]["hosts"]) | set(inv["traffic"]["hosts"])):
+        out = host_run(lab_inventory.name, host, ["/opt/deft/venv/bin/deftctl", "nf", "--help"])
+        assert "metrics" in out, host

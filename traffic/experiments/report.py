@@ -14,11 +14,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
-
 from traffic.experiments.catalog import Experiment
 
 LABELS = {
@@ -57,6 +52,14 @@ def aggregate(rows: list[dict[str, str]], exp: Experiment, metric: str) -> dict[
 
 
 def plot(rows: list[dict[str, str]], exp: Experiment, out_dir: Path) -> list[Path]:
+    """One PNG per metric. matplotlib is imported here, not at module level: the hosts' venv has
+    no matplotlib (plots are made on the controller), and every ``deftctl`` command imports this
+    module through the CLI tree."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
     pngs = []
     for metric in exp.metrics:
         data = aggregate(rows, exp, metric)
