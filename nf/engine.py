@@ -575,7 +575,13 @@ class Worker:
         if not pend:
             self.waiting.discard(key)
         elif progressed:
-            fs.gap_since = time.time_ns()
+            # The next gap's clock starts when its oldest waiting packet arrived (the first one
+            # still in the insertion-ordered dict), not now: a packet waits at most
+            # ``reorder_timeout_ms`` in all for the ones before it. Restarting the clock per gap
+            # made a flow that lost packets upstream crawl at one gap per timeout (lab overload:
+            # seconds of latency). Never earlier than the clock already running (an adoption
+            # starts every gap's clock afresh).
+            fs.gap_since = max(fs.gap_since, next(iter(pend.values()))[1])
 
     def _hold_frozen(self, d: bytes) -> None:
         """Hold an accepted packet of a group being handed over (forwarded to the new owner or
@@ -603,9 +609,13 @@ class Worker:
                 return
             if self.frozen and fs.group in self.frozen:
                 continue  # the target decides about this gap once it owns the flow
-            if now - fs.gap_since >= limit and now >= fs.hold_until:
+            while fs.pending and now - fs.gap_since >= limit and now >= fs.hold_until:
+                # every gap whose waiting packets are overdue goes in one pass
+                waiting = len(fs.pending)
                 self._skip_gap(fs)
                 self._drain_flow(fs, key)
+                if len(fs.pending) >= waiting or len(self.inflight) >= self.ecfg.max_inflight:
+                    break
 
     def _process(self, fs: FlowSeq, key: bytes, fwd: bool, d: bytes, rx: int) -> None:
         t0 = _time_ns()
