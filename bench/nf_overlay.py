@@ -22,7 +22,7 @@ Paths (the lab provisioned by site.yml; the service deployed here by ``playbooks
   traffic; the agent's report (handover = the downtime of the moved flows, total) and the sink's
   loss/reordering.
 
-Usage: ``python bench/nf_overlay.py --inventory inventory/ig [--rate 10000] [--seconds 5]``
+Usage: ``python bench/nf_overlay.py --inventory inventory/ig [--rate 10000] [--seconds 5] [--no-loss]``
 (``--throughput-only`` skips failover and migration; ``--keep`` leaves the service deployed)
 """
 
