@@ -4,9 +4,9 @@ not crawl at one skipped gap per timeout. Drives one worker directly."""
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
+
+from datagrams import stamped_udp
 
 from nf import shim
 from nf.engine import Worker
@@ -15,20 +15,14 @@ from nf.instance_config import EngineConfig, InstanceConfig
 
 GROUPS = 16
 MS = 1_000_000
-
-
-def _datagram(seq: int, group: int) -> bytes:
-    udp = struct.pack("!HHHH", 40001, 5000, 12, 0) + b"abcd"
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                     socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")) + udp
-    return shim.pack(shim.Stamp(0, 1, group, 1, seq, time.time_ns()), ip)
+SPORT = 40001  # not test_handover_freeze's flow
 
 
 def _worker(port: int) -> tuple[Worker, int]:
     cfg = InstanceConfig(name="gt", data_ip="127.0.0.1", data_port=port, dup_port=port + 100,
                          repl_port=port + 200, flow_groups=GROUPS,
                          engine=EngineConfig(batch_size=1, reorder_timeout_ms=50.0))
-    key = wire_key(_datagram(0, 0), shim.SHIM_LEN)
+    key = wire_key(stamped_udp(0, 0, SPORT), shim.SHIM_LEN)
     assert key is not None
     return Worker(cfg, 0, None), group_of_key(key[0], GROUPS)
 
@@ -37,9 +31,9 @@ def test_all_overdue_gaps_go_in_one_timeout() -> None:
     w, group = _worker(47700)
     try:
         t0 = time.time_ns()
-        w._on_datagram(_datagram(0, group), t0, False)
+        w._on_datagram(stamped_udp(0, group, SPORT), t0, False)
         for seq in (2, 4, 6):  # 1, 3 and 5 lost upstream: three gaps, all behind packets of t0
-            w._on_datagram(_datagram(seq, group), t0, False)
+            w._on_datagram(stamped_udp(seq, group, SPORT), t0, False)
         assert w.c["processed"] == 1
         w._check_gaps(t0 + 10 * MS)  # not yet overdue
         assert w.c["processed"] == 1 and w.c["gaps_skipped"] == 0
@@ -53,12 +47,12 @@ def test_a_later_packet_still_gets_its_full_wait() -> None:
     w, group = _worker(47800)
     try:
         t0 = time.time_ns()
-        w._on_datagram(_datagram(0, group), t0, False)
-        w._on_datagram(_datagram(2, group), t0, False)  # gap at 1, waiting since t0
-        w._on_datagram(_datagram(4, group), t0 + 40 * MS, False)  # gap at 3, waiting since t0 + 40
+        w._on_datagram(stamped_udp(0, group, SPORT), t0, False)
+        w._on_datagram(stamped_udp(2, group, SPORT), t0, False)  # gap at 1, waiting since t0
+        w._on_datagram(stamped_udp(4, group, SPORT), t0 + 40 * MS, False)  # gap at 3, waiting since t0 + 40
         w._check_gaps(t0 + 51 * MS)
         assert w.c["processed"] == 2 and w.c["gaps_skipped"] == 1  # 2 went; 4 waits on
-        w._on_datagram(_datagram(3, group), t0 + 60 * MS, False)  # 3 was only late, not lost
+        w._on_datagram(stamped_udp(3, group, SPORT), t0 + 60 * MS, False)  # 3 was only late, not lost
         assert w.c["processed"] == 4 and w.c["gaps_skipped"] == 1
     finally:
         w._close()
