@@ -165,6 +165,13 @@ def train(
     room_features: bool = typer.Option(False, help="Give the network the make-room inputs."),
     room_teachers: bool = typer.Option(False, help="make-room-least-loaded teachers in the auto pool."),
     extra_teachers: str = typer.Option("", help="Comma-separated teachers added to the auto pool, e.g. ilp."),
+    room_label_weight: float = typer.Option(
+        1.0, help="Sampling weight of labels where a make-room teacher is stuck (1 = uniform, as shipped)."
+    ),
+    init_from: str = typer.Option("", help="Start from this checkpoint's weights (fine-tuning)."),
+    move_first: bool = typer.Option(False, help="Greedy rule: move when P(no-op) < P(any move)."),
+    learning_rate: float = typer.Option(3e-4, help="Imitation learning rate (Adam)."),
+    beta_iterations: int = typer.Option(39, help="Iterations over which the teacher share goes 1 -> 0."),
 ) -> None:
     """Train the RL placement policy on the simulator: DAgger imitation, then optional PPO."""
     from placement.train import (  # noqa: PLC0415
@@ -186,6 +193,11 @@ def train(
         scenarios=[s for s in scenarios.split(",") if s] or list(ALL_SCENARIOS),
         trend_features=trend_features,
         room_features=room_features,
+        room_label_weight=room_label_weight,
+        init_from=init_from,
+        move_first=move_first,
+        learning_rate=learning_rate,
+        dagger_beta_iterations=beta_iterations,
         teacher_pool=[
             *BASE_TEACHERS,
             *(TREND_TEACHERS if trend_teachers else ()),

@@ -14,7 +14,10 @@
    trend) and the network gets the rate-trend inputs (``trend_features``); together they validated
    0.769 vs 0.801 without them (README "Third round"). ``ROOM_TEACHERS`` (least-loaded that frees
    room on a target host when no hot VNF fits anywhere) and the network's make-room inputs
-   (``room_features``) are the fourth round's.
+   (``room_features``) are the fourth round's. The fifth round's shipped model fine-tunes the third
+   round's (``init_from``, widened by :func:`~placement.policies.rl.widen_into`) with them, draws the
+   labels where a make-room teacher is stuck ``room_label_weight`` times as often, and decides with
+   the move-first greedy rule (``move_first``); all three are off by default (README "Fifth round").
 2. (optional) PPO with action masking: one full episode per iteration, GAE advantages from the
    per-step reward ``-cost * reward_scale / n_hosts``, ``update_epochs`` clipped updates.
 
@@ -57,6 +60,7 @@ from placement.policies.rl import (
     load_checkpoint,
     save_checkpoint,
     to_moves,
+    widen_into,
 )
 from placement.scenario import Scenario, builtin_scenarios, load_scenario
 from placement.simulator import NOOP, ClusterSim
@@ -127,7 +131,7 @@ class TrainConfig:
     learning_rate: float = 3e-4  # imitation (Adam); decays linearly to lr_final_frac of it
     lr_final_frac: float = 1.0  # 1 = constant (the shipped model; 0.1 over 234 iterations validated worse)
     ppo_learning_rate: float = 5e-5  # PPO fine-tuning: small, so it refines the imitation policy
-    init_from: str = ""  # start from this checkpoint's weights (e.g. PPO fine-tuning only)
+    init_from: str = ""  # start from this checkpoint's weights (room inputs added at weight 0: widen_into)
     gamma: float = 0.98
     gae_lambda: float = 0.95
     update_epochs: int = 4
@@ -140,6 +144,11 @@ class TrainConfig:
     hidden: int = 64
     trend_features: bool = True  # rate-trend network inputs (NetConfig.trend); False = the previous model
     room_features: bool = False  # make-room network inputs (NetConfig.room); False = the shipped model
+    # sampling weight (relative to 1 for every other label) of the DAgger states where a make-room
+    # teacher played a stuck-state move (MakeRoomPolicy.last_stuck_moves); 1 = uniform minibatches,
+    # the shipped model's draw (torch.randint); any other value draws minibatches by torch.multinomial
+    room_label_weight: float = 1.0
+    move_first: bool = False  # greedy rule NetConfig.move_first (DAgger rollouts, validation, checkpoint)
     eval_seeds: int = 4  # validation seeds per scenario for the "best" checkpoint
     eval_every: int = 13  # iterations between validation runs (imitation and PPO)
     noop_bias_grid: list[float] = field(default_factory=list)  # no-op biases tried after training (off)
@@ -275,15 +284,34 @@ def _minibatch(cfg: TrainConfig, sc: Scenario) -> int:
     return max(8, min(cfg.bc_minibatch, cfg.pair_budget // (sc.n_vnfs * sc.n_hosts)))
 
 
+def label_weights(cfg: TrainConfig, teacher: Policy, batch: int) -> np.ndarray:
+    """Sampling weight [batch] of the states the teacher has just labelled (its last ``decide`` on
+    all ``batch`` environments): ``cfg.room_label_weight`` where a make-room teacher played a
+    stuck-state move (:attr:`MakeRoomPolicy.last_stuck_moves`), 1 elsewhere and for other teachers."""
+    w = np.ones(batch, dtype=np.float32)
+    if isinstance(teacher, MakeRoomPolicy) and teacher.last_stuck_moves.shape == (batch,):
+        w[teacher.last_stuck_moves] = cfg.room_label_weight
+    return w
+
+
+def sample_minibatch(cfg: TrainConfig, weights: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` buffer indices: uniform (``torch.randint``, the shipped model's draw) when
+    ``cfg.room_label_weight`` is 1, else with replacement in proportion to ``weights`` [N]."""
+    if cfg.room_label_weight == 1.0:
+        return torch.randint(weights.shape[0], (n,), generator=gen)
+    return torch.multinomial(weights, n, replacement=True, generator=gen)
+
+
 def _dagger_episode(
     cfg: TrainConfig, net: ScoringNet, teacher: Policy, sc: Scenario, it: int, cal: Calibration
-) -> tuple[TorchObs, torch.Tensor, float]:
+) -> tuple[TorchObs, torch.Tensor, torch.Tensor, float]:
     """One DAgger episode: mixed teacher/network rollout, every kept state labelled by the teacher.
 
     An expensive teacher (:data:`EXPENSIVE_TEACHERS`) is asked only where it drives the step and, of
     the network-driven steps, in a random ``expensive_label_fraction`` of them; only those states are
-    kept. Returns the kept states, their teacher actions (network indexing, no-op = V) and the mean
-    cost.
+    kept. Returns the kept states, their teacher actions (network indexing, no-op = V), their
+    sampling weights (:func:`label_weights`; a label the mask rejects becomes a no-op of weight 1) and
+    the mean cost.
     """
     beta = max(0.0, 1.0 - it / max(cfg.dagger_beta_iterations, 1))
     sim = ClusterSim(sc, _episode_seeds(cfg, it), cal)
@@ -295,6 +323,7 @@ def _dagger_episode(
     obs = sim.observe()
     states: list[TorchObs] = []
     labels: list[torch.Tensor] = []
+    weights: list[torch.Tensor] = []
     while not sim.done:
         mask = pair_mask(obs)
         if expensive:  # draw who follows the teacher first, then ask it only where needed
@@ -303,21 +332,26 @@ def _dagger_episode(
             keep &= use_t | (rng.random(sim.B) < cfg.expensive_label_fraction)
             need = np.flatnonzero(use_t | keep)
             t_moves = np.tile(np.array([NOOP, 0], dtype=np.int64), (sim.B, 1))
+            w_lab = np.ones(sim.B, dtype=np.float32)
             if need.size:
                 t_moves[need] = teacher.decide(obs.take(need), mask[need])
+                w_lab[need] = label_weights(cfg, teacher, need.size)
         else:  # the draw order of the shipped model's run (keep, then use_t), so it reproduces
             t_moves = teacher.decide(obs, mask)
+            w_lab = label_weights(cfg, teacher, sim.B)
             keep = rng.random(sim.B) < keep_p
             use_t = rng.random(sim.B) < beta if beta < 1.0 else np.ones(sim.B, dtype=bool)
         teach = t_moves.copy()
         b = np.arange(sim.B)
         valid = (teach[:, 0] != NOOP) & mask[b, np.clip(teach[:, 0], 0, None), teach[:, 1]]
         teach[~valid] = (sim.V, 0)
+        w_lab[~valid] = 1.0
         if keep.any():
             o = TorchObs.from_numpy(obs, mask)
             idx = torch.from_numpy(np.flatnonzero(keep))
             states.append(_take(o, idx))
             labels.append(torch.from_numpy(teach[keep]))
+            weights.append(torch.from_numpy(w_lab[keep]))
         if beta >= 1.0:
             moves = t_moves
         else:
@@ -325,7 +359,7 @@ def _dagger_episode(
             moves = np.where(use_t[:, None], t_moves, s_moves)
         sim.step(moves)
         obs = sim.observe()
-    return _cat(states), torch.cat(labels), float(sim.metrics.cost(cal).mean())
+    return _cat(states), torch.cat(labels), torch.cat(weights), float(sim.metrics.cost(cal).mean())
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
@@ -334,9 +368,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.set_num_threads(cfg.threads)
     cal = load_calibration()
     scenarios = [load_scenario(s) for s in cfg.scenarios]
-    net = ScoringNet(NetConfig(hidden=cfg.hidden, trend=cfg.trend_features, room=cfg.room_features))
+    net_cfg = NetConfig(cfg.hidden, trend=cfg.trend_features, room=cfg.room_features)
+    net_cfg = replace(net_cfg, move_first=cfg.move_first)
+    net = ScoringNet(net_cfg)
     if cfg.init_from:
-        net.load_state_dict(load_checkpoint(Path(cfg.init_from))[0].state_dict())
+        widen_into(net, load_checkpoint(Path(cfg.init_from))[0])
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5)
     out = Path(cfg.out)
     best_path = out.with_name(out.stem + "-best" + out.suffix)
@@ -365,8 +401,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=total, disable=not progress, desc="train", unit="it")
 
     # ---- 1. DAgger imitation of the (per-scenario) teacher ------------------------------------
-    buffers: dict[str, list[tuple[TorchObs, torch.Tensor]]] = {}
-    merged: dict[str, tuple[TorchObs, torch.Tensor]] = {}
+    buffers: dict[str, list[tuple[TorchObs, torch.Tensor, torch.Tensor]]] = {}
+    merged: dict[str, tuple[TorchObs, torch.Tensor, torch.Tensor]] = {}
     by_name = {sc.name: sc for sc in scenarios}
     gen = torch.Generator().manual_seed(cfg.seed * 31)
     for it in range(cfg.bc_iterations):
@@ -374,17 +410,24 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         frac = 1.0 - (1.0 - cfg.lr_final_frac) * it / max(cfg.bc_iterations - 1, 1)
         for group in opt.param_groups:
             group["lr"] = cfg.learning_rate * frac
-        o_ep, a_ep, ep_cost = _dagger_episode(cfg, net, make_teacher(teachers[sc.name]), sc, it, cal)
+        o_ep, a_ep, w_ep, ep_cost = _dagger_episode(cfg, net, make_teacher(teachers[sc.name]), sc, it, cal)
+        n_room = int((w_ep != 1.0).sum())
+        if n_room:
+            log.info("iteration %d, %s: %d of %d labels weighted", it, sc.name, n_room, len(w_ep))
         buf = buffers.setdefault(sc.name, [])
-        buf.append((o_ep, a_ep))
+        buf.append((o_ep, a_ep, w_ep))
         del buf[: -cfg.dagger_buffer]
-        merged[sc.name] = (_cat([o for o, _ in buf]), torch.cat([a for _, a in buf]))
+        merged[sc.name] = (
+            _cat([o for o, _, _ in buf]),
+            torch.cat([a for _, a, _ in buf]),
+            torch.cat([w for _, _, w in buf]),
+        )
         names = sorted(merged)
         loss = torch.zeros(())
         for k in range(cfg.bc_steps):
             name = names[(it + k) % len(names)]
-            o_all, a_all = merged[name]
-            idx = torch.randint(a_all.shape[0], (_minibatch(cfg, by_name[name]),), generator=gen)
+            o_all, a_all, w_all = merged[name]
+            idx = sample_minibatch(cfg, w_all, _minibatch(cfg, by_name[name]), gen)
             _, logp, _, _ = net.act(_take(o_all, idx), a_all[idx])
             loss = -logp.mean()
             opt.zero_grad()

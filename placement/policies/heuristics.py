@@ -207,12 +207,21 @@ class MakeRoomPolicy(LeastLoadedPolicy):
     Utilisations are fractions of capacity, rates pps (measured, lagged, like every baseline). The
     pair search is ``[B, V, V]`` (the best k per w is one ``[B, V, H]`` pass) and runs only for the
     environments where 1. and 2. made no move.
+
+    After every :meth:`decide`, ``last_stuck_moves`` ([B] bool) marks the environments whose move
+    came from 2. or 3., the states where plain least-loaded would sit still; training can weight
+    those labels (``TrainConfig.room_label_weight``).
     """
 
     name = "make-room-least-loaded"
 
+    def __init__(self, threshold: float | None = None, margin: float = 0.02) -> None:
+        super().__init__(threshold, margin)
+        self.last_stuck_moves = np.zeros(0, dtype=bool)  # [B] of the last decide (see above)
+
     def decide(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
         out = super().decide(obs, mask)
+        self.last_stuck_moves = np.zeros(obs.batch, dtype=bool)
         thr = obs.overload_threshold if self.threshold is None else self.threshold
         cap = obs.host_capacity_pps
         util = np.where(obs.host_up, obs.host_load_pps / cap, -np.inf)
@@ -265,6 +274,7 @@ class MakeRoomPolicy(LeastLoadedPolicy):
         sel = stuck[go_p]
         out[sel, 0] = w[go_p]
         out[sel, 1] = k_best[np.arange(n), w][go_p]
+        self.last_stuck_moves[stuck[go_d | go_p]] = True
         return out
 
 

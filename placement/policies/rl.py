@@ -23,6 +23,12 @@ observation's rate-trend features (``VNF_TREND_FEATURES``, ``HOST_TREND_FEATURES
 the target's utilisation after the move with every rate advanced by its trend
 (``TREND_HORIZON_S`` ahead), so the network can move a *rising* VNF while it still fits.
 
+Greedy decisions take the most likely of the V + 1 choices (no-op included). With
+``NetConfig.move_first`` (False in ``NetConfig``, so the shipped model decides as it always did) they
+first compare the no-op with the *summed* probability of all moves and, if moving wins, take the most
+likely VNF: where the teacher's labels split between equally good VNFs (a make-room move usually has
+several), no single VNF beats the no-op although the network says "move" (fifth round, README).
+
 With ``NetConfig.room`` (False in ``NetConfig`` for the same reason; ``TrainConfig.room_features``
 turns it on) every VNF also gets :func:`room_gain`, how far the hottest host's utilisation can fall
 if this VNF makes room on its host for a hot VNF that fits nowhere ("make room, then move", the
@@ -42,7 +48,7 @@ included (``deftctl placement bench``).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +80,7 @@ class NetConfig:
     noop_bias: float = 0.0  # added to the no-op logit; 0 while training, then chosen on validation seeds
     trend: bool = False  # also feed the rate-trend features (observation.VNF/HOST_TREND_FEATURES)
     room: bool = False  # also feed the make-room gains (room_gain); False so older checkpoints load
+    move_first: bool = False  # greedy: move when P(no-op) < P(any move), see ScoringNet.act; False as shipped
 
 
 N_VNF_EXTRA = 3  # best reachable max-utilisation, own utilisation minus it, gap of own host to the hottest
@@ -297,7 +304,14 @@ class ScoringNet(nn.Module):
         eh, ev, g, st = self.encode(o)
         n_v = ev.shape[1]
         dv = Categorical(logits=self.vnf_logits(o, ev, g, st))
-        sample_v = dv.probs.argmax(-1) if greedy else dv.sample()  # type: ignore[no-untyped-call]
+        if greedy and self.cfg.move_first:  # move vs no-op first, then the most likely VNF
+            p_v = dv.probs[:, :n_v]
+            stay = dv.probs[:, n_v] >= p_v.sum(-1)
+            sample_v = torch.where(stay, torch.full_like(p_v[:, 0], n_v, dtype=torch.long), p_v.argmax(-1))
+        elif greedy:
+            sample_v = dv.probs.argmax(-1)
+        else:
+            sample_v = dv.sample()  # type: ignore[no-untyped-call]
         v = sample_v if action is None else action[:, 0]
         dh = Categorical(logits=self.host_logits(o, eh, ev, g, v, st))
         sample_h = dh.probs.argmax(-1) if greedy else dh.sample()  # type: ignore[no-untyped-call]
@@ -327,6 +341,37 @@ def save_checkpoint(net: ScoringNet, path: Path, meta: dict[str, Any]) -> None:
     """Write weights + net config + training metadata (small: ~100 kB)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"net": asdict(net.cfg), "state_dict": net.state_dict(), "meta": meta}, path)
+
+
+def widen_into(net: ScoringNet, src: ScoringNet) -> None:
+    """Copy ``src``'s weights into ``net``, which may have the make-room inputs ``src`` lacks.
+
+    ``net.cfg`` must equal ``src.cfg`` except that ``net.cfg.room`` may be on where ``src``'s is off
+    (and the greedy rule ``move_first``, which has no weights).
+    The weights of the extra input columns (``room_gain`` in the VNF encoder, its cluster maximum in
+    the context and no-op heads) start at zero, so ``net`` computes exactly ``src``'s logits and
+    value until training moves them: fine-tuning a shipped model with the new inputs
+    (``TrainConfig.init_from``). Raises ``ValueError`` for any other difference.
+    """
+    same = replace(net.cfg, room=src.cfg.room, move_first=src.cfg.move_first) == src.cfg
+    if not same or (src.cfg.room and not net.cfg.room):
+        raise ValueError(f"cannot widen a {src.cfg} network into a {net.cfg} one")
+    d = net.cfg.hidden
+    # where the room inputs sit in each widened first layer (see ScoringNet.encode / vnf_logits)
+    insert_at = {
+        "vnf_enc.0.weight": N_VNF_FEATURES + N_VNF_EXTRA,
+        "ctx.0.weight": 4 * d + N_GLOBAL,
+        "noop_head.0.weight": d + N_GLOBAL,
+    }
+    src_sd = src.state_dict()
+    out = {}
+    for name, p in net.state_dict().items():
+        q = src_sd[name]
+        if q.shape != p.shape:
+            at = insert_at[name]
+            q = torch.cat([q[:, :at], torch.zeros(q.shape[0], p.shape[1] - q.shape[1]), q[:, at:]], dim=1)
+        out[name] = q.clone()
+    net.load_state_dict(out)
 
 
 def load_checkpoint(path: Path) -> tuple[ScoringNet, dict[str, Any]]:
