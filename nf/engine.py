@@ -475,10 +475,14 @@ class Worker:
             return
         key, fwd = kf
         fs = self.seqs.get(key)
+        if group in self.moved and (fs is None or not (dup or fs.owned)):
+            # steered here (a stale rule) after its group was handed over: to the new owner. Also
+            # when this instance still knows the flow as a replica of the new owner (an
+            # intra-cluster move): logging it here, as the replica it now is, lost it (CI, 1 run in
+            # 5-8: the target skipped the gap)
+            self._forward(d, group)
+            return
         if fs is None:
-            if group in self.moved:
-                self._forward(d, group)
-                return
             if group % self.cfg.workers != self.idx or group >= self.cfg.flow_groups:
                 c["malformed"] += 1
                 return
@@ -1015,6 +1019,8 @@ class Worker:
         replica_of = self.replica_of
         ngroups = self.nf.groups
         leases = (lease, "")
+        for g in groups or ():  # moved back here: no longer forwarded to the previous owner
+            self.moved.pop(g, None)
         drop = [sk for sk, ls in replica_of.items()
                 if (groups is None or ngroups.get(sk) in groups) and (lease is None or ls in leases)]
         for sk in drop:
