@@ -275,12 +275,11 @@ class Stamper:
             run(["ip", "route", "replace", r, "dev", self.cfg.tun])
         return fd
 
-    def serve(self) -> None:
-        """Read the TUN device until :meth:`stop`."""
+    def serve(self, fd: int) -> None:
+        """Read the TUN device ``fd`` (from :meth:`open_tun`) until :meth:`stop`."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        fd = self.open_tun()
         read = os.read
         stamp = self.stamp
         poller = select.poll()
@@ -382,11 +381,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # The device (queue length, routes) is configured before the control socket answers, so a
+    # caller that sees ``status`` answered can rely on it.
+    fd = st.open_tun()
     srv = serve_control(cfg.control_socket or f"/run/deft/nf/stamper-{cfg.id}.sock", st.command)
     log.info("stamper %d epoch %d on %s (%d groups routed)", cfg.id, st.epoch, cfg.tun,
              sum(1 for e in st.table if e is not None))
     try:
-        st.serve()
+        st.serve(fd)
     finally:
         srv.shutdown()
         srv.server_close()
