@@ -286,8 +286,8 @@ def deployed_service(declared_service: LabOps) -> Iterator[dict[str, Any]]:
     """The declared counter pair deployed from scratch; yields ``deploy status`` of it."""
     ops = declared_service
     try:
-        doc = ops.deploy("services", "--only", SERVICE)
-        assert "error" not in doc, doc
+        doc = ops.deploy("services", "--only", SERVICE)  # a deploy error exits non-zero: ops.run raises
+        assert [s["service"] for s in doc["services"]] == [SERVICE], doc
         st = ops.status()
         assert st["running"], st
         yield st
