@@ -18,6 +18,7 @@ import numpy as np
 
 from placement.observation import build_observation, pair_mask
 from placement.policies import make_policy, noop_moves
+from placement.policies.lookahead import LookaheadConfig
 from placement.scenario import load_scenario
 from placement.simulator import ClusterSim
 
@@ -39,14 +40,18 @@ def sim_steps_per_s(scenario: str = "diurnal-small", batch: int = 1024) -> tuple
 
 
 def decision_latency_ms(
-    scenario: str = "scale-50x500", model: Path | None = None, rounds: int = 50
+    scenario: str = "scale-50x500",
+    model: Path | None = None,
+    rounds: int = 50,
+    lookahead: LookaheadConfig | None = None,
 ) -> dict[str, float]:
-    """Median / p99 ms of snapshot -> observation -> mask -> RL decision for one cluster."""
+    """Median / p99 ms of snapshot -> observation -> mask -> RL decision (with ``lookahead``'s
+    search if given) for one cluster."""
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
     sim = ClusterSim(load_scenario(scenario), [0])
-    pol = make_policy("rl", model=model)
+    pol = make_policy("rl", model=model, lookahead=lookahead)
     for _ in range(20):  # advance into the episode so the load is realistic
         sim.step(noop_moves(1))
     times, cpu = [], []

@@ -14,10 +14,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from deftctl.config import ConfigError
+
+if TYPE_CHECKING:
+    from placement.policies.lookahead import LookaheadConfig
 
 app = typer.Typer(
     no_args_is_help=True, help="RL placement: simulator, policies, training, evaluation, serve."
@@ -58,6 +62,16 @@ def _parse_seeds(spec: str) -> list[int]:
     return []
 
 
+def _parse_lookahead(spec: str) -> LookaheadConfig | None:
+    from placement.policies.lookahead import parse_lookahead  # noqa: PLC0415
+
+    try:
+        return parse_lookahead(spec)
+    except (ValueError, TypeError) as exc:
+        _fail(f"--lookahead: {exc}")
+        raise  # _fail exits; keeps mypy's flow analysis honest
+
+
 @app.command()
 def scenarios() -> None:
     """List the scenario files shipped with the package."""
@@ -83,6 +97,11 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout instead of a table."),
     ilp_max_binaries: int = typer.Option(200, help="Run the ILP only when hosts x VNFs <= this."),
+    lookahead: str = typer.Option(
+        "off",
+        help="RL decision-time search: off, on, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
+        "(placement/policies/lookahead.py).",
+    ),
 ) -> None:
     """Every policy x scenario x seed -> composite cost (each term shown), table, plots, markdown."""
     from rich.console import Console  # noqa: PLC0415
@@ -104,7 +123,14 @@ def evaluate(
     try:
         # the MILP solver (HiGHS, C code) may print to file descriptor 1 itself: keep --json clean
         with _stdout_fd_to_stderr() if as_json else contextlib.nullcontext():
-            results = run_eval(scs, pols, _parse_seeds(seeds), model=model, ilp_max_binaries=ilp_max_binaries)
+            results = run_eval(
+                scs,
+                pols,
+                _parse_seeds(seeds),
+                model=model,
+                ilp_max_binaries=ilp_max_binaries,
+                lookahead=_parse_lookahead(lookahead),
+            )
     except FileNotFoundError as exc:
         _fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
@@ -218,6 +244,11 @@ def bench(
     batch: int = typer.Option(1024, help="Environments simulated at once."),
     latency_scenario: str = typer.Option("scale-50x500", help="Scenario for RL decision latency."),
     model: Path | None = typer.Option(None, help="RL checkpoint (default shipped model)."),
+    lookahead: str = typer.Option(
+        "off",
+        help="RL decision-time search: off, on, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
+        "(placement/policies/lookahead.py).",
+    ),
 ) -> None:
     """Simulator env-steps/s and RL decision latency (numbers are reported, never asserted)."""
     from placement.benchmark import decision_latency_ms, sim_steps_per_s  # noqa: PLC0415
@@ -226,7 +257,7 @@ def bench(
     typer.echo(
         f"simulator ({scenario}, batch {batch}): {wall:,.0f} env-steps/s wall, {cpu:,.0f} per CPU-second"
     )
-    lat = decision_latency_ms(latency_scenario, model)
+    lat = decision_latency_ms(latency_scenario, model, lookahead=_parse_lookahead(lookahead))
     typer.echo(
         f"RL decision latency on {latency_scenario} (incl. observation + mask): "
         f"median {lat['median_ms']:.2f} ms "

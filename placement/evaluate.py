@@ -20,6 +20,7 @@ import numpy as np
 from placement.calibration import Calibration, load_calibration
 from placement.observation import pair_mask
 from placement.policies import BASELINES, make_policy
+from placement.policies.lookahead import LookaheadConfig
 from placement.scenario import Scenario
 from placement.simulator import COST_TERMS, ClusterSim
 
@@ -48,10 +49,16 @@ class Result:
 
 
 def run_policy(
-    policy_name: str, sc: Scenario, seeds: list[int], cal: Calibration, model: Path | None = None
+    policy_name: str,
+    sc: Scenario,
+    seeds: list[int],
+    cal: Calibration,
+    model: Path | None = None,
+    lookahead: LookaheadConfig | None = None,
 ) -> list[Result]:
-    """Run one policy on one scenario for all ``seeds`` (one batch)."""
-    pol = make_policy(policy_name, model=model, seed=seeds[0] if seeds else 0)
+    """Run one policy on one scenario for all ``seeds`` (one batch); ``lookahead`` is the RL
+    policy's decision-time search (None = off)."""
+    pol = make_policy(policy_name, model=model, seed=seeds[0] if seeds else 0, lookahead=lookahead)
     sim = ClusterSim(sc, seeds, cal)
     pol.reset(sim.B)
     obs = sim.observe()
@@ -91,6 +98,7 @@ def evaluate(
     model: Path | None = None,
     cal: Calibration | None = None,
     ilp_max_binaries: int = 200,
+    lookahead: LookaheadConfig | None = None,
 ) -> list[Result]:
     """Every policy x scenario x seed (ILP skipped, with a log line, on instances too large)."""
     cal = cal or load_calibration()
@@ -103,7 +111,7 @@ def evaluate(
                 )
                 continue
             t0 = time.time()
-            out.extend(run_policy(p, sc, seeds, cal, model))
+            out.extend(run_policy(p, sc, seeds, cal, model, lookahead))
             log.info("%s / %s: %d seeds in %.1f s", sc.name, p, len(seeds), time.time() - t0)
     return out
 

@@ -19,6 +19,7 @@ from placement.policies.heuristics import (
     ThesisBalancerPolicy,
 )
 from placement.policies.ilp import IlpPolicy
+from placement.policies.lookahead import LookaheadConfig
 
 BASELINES = ("static", "random", "first-fit", "best-fit", "least-loaded", "thesis-80")
 TEACHERS = ("make-room-least-loaded",)  # imitation teachers runnable by name; not in the reference set
@@ -37,8 +38,11 @@ __all__ = [
 ]
 
 
-def make_policy(name: str, model: Path | None = None, seed: int = 0) -> Policy:
-    """Policy by name (see :data:`ALL_POLICIES`); ``model`` is the RL checkpoint (default shipped)."""
+def make_policy(
+    name: str, model: Path | None = None, seed: int = 0, lookahead: LookaheadConfig | None = None
+) -> Policy:
+    """Policy by name (see :data:`ALL_POLICIES`); ``model`` is the RL checkpoint (default shipped),
+    ``lookahead`` the RL policy's decision-time search (:mod:`placement.policies.lookahead`; None = off)."""
     simple: dict[str, type[Policy]] = {
         "static": StaticPolicy,
         "first-fit": FirstFitPolicy,
@@ -55,5 +59,5 @@ def make_policy(name: str, model: Path | None = None, seed: int = 0) -> Policy:
     if name == "rl":
         from placement.policies.rl import RlPolicy  # torch only when asked for  # noqa: PLC0415
 
-        return RlPolicy.load(model or DEFAULT_MODEL)
+        return RlPolicy.load(model or DEFAULT_MODEL, lookahead=lookahead)
     raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")
