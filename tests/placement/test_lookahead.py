@@ -40,7 +40,7 @@ def test_depth_two_plays_make_room_and_depth_one_does_not() -> None:
 
 def test_greedy_choice_stands_within_the_margin() -> None:
     cand = [(3, 3), (2, 2)]
-    # the make-room plan saves ~2 host-seconds of overload + 2 VNF-seconds of SLA per second (~30 over 10 s)
+    # the make-room plan saves 1 host-second of overload + 2 VNF-seconds of SLA per second (~12 over 5 s)
     assert _choose(LookaheadConfig(margin=1e3), NOOP_MOVE, cand) == (NOOP, 0)
     greedy = np.array([[3, 3]])
     assert _choose(LookaheadConfig(margin=1e3), greedy, cand) == (3, 3)
@@ -49,8 +49,10 @@ def test_greedy_choice_stands_within_the_margin() -> None:
 
 def test_direct_move_preferred_when_a_hot_vnf_fits() -> None:
     # HOT: host 0 at 90 %; moving VNF 0 (50 pps) to host 1 (15 %) ends the overload at once
+    # (1 host-second per second; waiting a step for the same move costs one of them, so a margin
+    # below 1)
     cv, ch = np.array([[0, 2]]), np.array([[1, 1]])
-    v, h = choose(CostModel(LookaheadConfig()), HOT, NOOP_MOVE, cv, ch)[0]
+    v, h = choose(CostModel(LookaheadConfig(margin=0.5)), HOT, NOOP_MOVE, cv, ch)[0]
     assert (v, h) != (NOOP, 0) and pair_mask(HOT)[0, v, h]
     assert HOT.vnf_host[0, v] == 0  # a VNF of the hot host moves
 
