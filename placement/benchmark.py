@@ -18,7 +18,7 @@ import numpy as np
 
 from placement.observation import build_observation, pair_mask
 from placement.policies import make_policy, noop_moves
-from placement.policies.lookahead import LookaheadConfig
+from placement.policies.lookahead import DEFAULT_LOOKAHEAD, LookaheadConfig
 from placement.scenario import load_scenario
 from placement.simulator import ClusterSim
 
@@ -43,7 +43,7 @@ def decision_latency_ms(
     scenario: str = "scale-50x500",
     model: Path | None = None,
     rounds: int = 50,
-    lookahead: LookaheadConfig | None = None,
+    lookahead: LookaheadConfig | None = DEFAULT_LOOKAHEAD,
 ) -> dict[str, float]:
     """Median / p99 ms of snapshot -> observation -> mask -> RL decision (with ``lookahead``'s
     search if given) for one cluster."""

@@ -98,8 +98,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout instead of a table."),
     ilp_max_binaries: int = typer.Option(200, help="Run the ILP only when hosts x VNFs <= this."),
     lookahead: str = typer.Option(
-        "off",
-        help="RL decision-time search: off, on, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
+        "on",
+        help="RL decision-time search: on (default), off, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
         "(placement/policies/lookahead.py).",
     ),
 ) -> None:
@@ -245,8 +245,8 @@ def bench(
     latency_scenario: str = typer.Option("scale-50x500", help="Scenario for RL decision latency."),
     model: Path | None = typer.Option(None, help="RL checkpoint (default shipped model)."),
     lookahead: str = typer.Option(
-        "off",
-        help="RL decision-time search: off, on, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
+        "on",
+        help="RL decision-time search: on (default), off, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
         "(placement/policies/lookahead.py).",
     ),
 ) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from placement.calibration import Calibration, load_calibration
 from placement.observation import pair_mask
 from placement.policies import BASELINES, make_policy
-from placement.policies.lookahead import LookaheadConfig
+from placement.policies.lookahead import DEFAULT_LOOKAHEAD, LookaheadConfig
 from placement.scenario import Scenario
 from placement.simulator import COST_TERMS, ClusterSim
 
@@ -54,7 +54,7 @@ def run_policy(
     seeds: list[int],
     cal: Calibration,
     model: Path | None = None,
-    lookahead: LookaheadConfig | None = None,
+    lookahead: LookaheadConfig | None = DEFAULT_LOOKAHEAD,
 ) -> list[Result]:
     """Run one policy on one scenario for all ``seeds`` (one batch); ``lookahead`` is the RL
     policy's decision-time search (None = off)."""
@@ -98,7 +98,7 @@ def evaluate(
     model: Path | None = None,
     cal: Calibration | None = None,
     ilp_max_binaries: int = 200,
-    lookahead: LookaheadConfig | None = None,
+    lookahead: LookaheadConfig | None = DEFAULT_LOOKAHEAD,
 ) -> list[Result]:
     """Every policy x scenario x seed (ILP skipped, with a log line, on instances too large)."""
     cal = cal or load_calibration()

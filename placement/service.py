@@ -35,7 +35,7 @@ import shlex
 import socket
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from placement.observation import (
     pair_mask,
 )
 from placement.policies import DEFAULT_MODEL, NOOP, Policy, make_policy
+from placement.policies.lookahead import DEFAULT_LOOKAHEAD, LookaheadConfig
 
 log = logging.getLogger(__name__)
 DEFAULT_SERVICE_FILE = Path("/etc/deft/placement.yml")
@@ -87,6 +88,7 @@ class ServiceConfig:
     default_capacity_pps: float = 100000.0
     sla_ms: float = 10.0
     overload_threshold: float = 0.8
+    lookahead: bool = True  # RL decision-time search (policies/lookahead.py); a step = interval_s
     min_gain: float = 0.05
     vnf_cooldown_s: float = 120.0
     min_gap_s: float = 30.0
@@ -103,6 +105,13 @@ class ServiceConfig:
         names = [h.name for h in self.hosts]
         if len(set(names)) != len(names):
             raise ValueError(f"hosts: duplicate names in {names}")
+
+    def lookahead_config(self) -> LookaheadConfig | None:
+        """The RL search for this service: the default one, with a decision every ``interval_s``
+        and this service's SLA; None when ``lookahead`` is off."""
+        if not self.lookahead or DEFAULT_LOOKAHEAD is None:
+            return None
+        return replace(DEFAULT_LOOKAHEAD, step_s=self.interval_s, sla_ms=self.sla_ms)
 
     @classmethod
     def load(cls, path: Path | None, telemetry_file: Path | None = None) -> ServiceConfig:
@@ -277,7 +286,7 @@ class PlacementService:
         self.fallback: Policy = make_policy(cfg.fallback_policy)
         self.primary: Policy | None = None
         try:
-            self.primary = make_policy(cfg.policy, model=cfg.model)
+            self.primary = make_policy(cfg.policy, model=cfg.model, lookahead=cfg.lookahead_config())
         except (FileNotFoundError, RuntimeError, ValueError, KeyError) as exc:
             log.warning("policy %s unavailable (%s); using fallback %s", cfg.policy, exc, cfg.fallback_policy)
         self.last_move: dict[str, float] = {}

@@ -19,7 +19,7 @@ from placement.policies.heuristics import (
     ThesisBalancerPolicy,
 )
 from placement.policies.ilp import IlpPolicy
-from placement.policies.lookahead import LookaheadConfig
+from placement.policies.lookahead import DEFAULT_LOOKAHEAD, LookaheadConfig
 
 BASELINES = ("static", "random", "first-fit", "best-fit", "least-loaded", "thesis-80")
 TEACHERS = ("make-room-least-loaded",)  # imitation teachers runnable by name; not in the reference set
@@ -39,10 +39,14 @@ __all__ = [
 
 
 def make_policy(
-    name: str, model: Path | None = None, seed: int = 0, lookahead: LookaheadConfig | None = None
+    name: str,
+    model: Path | None = None,
+    seed: int = 0,
+    lookahead: LookaheadConfig | None = DEFAULT_LOOKAHEAD,
 ) -> Policy:
     """Policy by name (see :data:`ALL_POLICIES`); ``model`` is the RL checkpoint (default shipped),
-    ``lookahead`` the RL policy's decision-time search (:mod:`placement.policies.lookahead`; None = off)."""
+    ``lookahead`` the RL policy's decision-time search (:mod:`placement.policies.lookahead`; on by
+    default, None = off)."""
     simple: dict[str, type[Policy]] = {
         "static": StaticPolicy,
         "first-fit": FirstFitPolicy,

@@ -59,6 +59,12 @@ class LookaheadConfig:
     sla_ms: float = 10.0  # per-packet latency objective (every shipped scenario: 10 ms)
 
 
+DEFAULT_LOOKAHEAD: LookaheadConfig | None = LookaheadConfig()
+"""What ``make_policy("rl")``, ``evaluate``, ``bench`` and ``serve`` use unless told otherwise: on since
+the sixth round (it beat the plain network on both of issue #5's ratios on the unseen seeds 400-419,
+README). ``--lookahead off`` (CLI) / ``lookahead: false`` (service) / ``lookahead=None`` turn it off."""
+
+
 def parse_lookahead(spec: str) -> LookaheadConfig | None:
     """``""``/``off`` -> None; ``on`` -> defaults; ``k=8,horizon_s=10,extrapolate=1`` -> those fields."""
     spec = spec.strip()
@@ -114,7 +120,7 @@ class CostModel:
 
     def rates(self, obs: Observation) -> np.ndarray:
         """[B, T, V] pps per horizon step (measured rate, advanced along its slope if ``extrapolate``)."""
-        n_t = max(1, round(self.cfg.horizon_s / self.cfg.step_s))
+        n_t = max(2, round(self.cfg.horizon_s / self.cfg.step_s))  # >= 2: the follow-up needs a step
         ahead = self.lag_s + self.cfg.step_s * np.arange(n_t)  # s after the measurement
         r = np.broadcast_to(obs.vnf_rate_pps[:, None, :], (obs.batch, n_t, obs.vnf_rate_pps.shape[1]))
         if self.cfg.extrapolate:

@@ -12,8 +12,15 @@ import torch
 
 from placement.observation import pair_mask
 from placement.policies import NOOP, make_policy
-from placement.policies.lookahead import CostModel, LookaheadConfig, choose, parse_lookahead
+from placement.policies.lookahead import (
+    DEFAULT_LOOKAHEAD,
+    CostModel,
+    LookaheadConfig,
+    choose,
+    parse_lookahead,
+)
 from placement.policies.rl import NetConfig, RlPolicy, ScoringNet, save_checkpoint
+from placement.service import ServiceConfig
 from tests.placement.test_baselines import HOT
 from tests.placement.test_make_room import STUCK
 
@@ -82,5 +89,18 @@ def test_make_policy_passes_lookahead(tmp_path: Path) -> None:
     save_checkpoint(ScoringNet(NetConfig(hidden=16)), path, {})
     pol = make_policy("rl", model=path, lookahead=LookaheadConfig(k=3))
     assert isinstance(pol, RlPolicy) and pol.search is not None and pol.search.cfg.k == 3
-    assert isinstance(make_policy("rl", model=path), RlPolicy)
-    assert make_policy("rl", model=path).search is None  # type: ignore[attr-defined]
+    default = make_policy("rl", model=path)  # on by default since the sixth round
+    assert isinstance(default, RlPolicy) and default.search is not None
+    assert default.search.cfg == DEFAULT_LOOKAHEAD
+    off = make_policy("rl", model=path, lookahead=None)
+    assert isinstance(off, RlPolicy) and off.search is None
+
+
+def test_service_lookahead_steps_at_its_decision_interval() -> None:
+    cfg = ServiceConfig(interval_s=2.0, sla_ms=20.0)
+    la = cfg.lookahead_config()
+    assert la is not None and la.step_s == 2.0 and la.sla_ms == 20.0
+    assert CostModel(la).rates(HOT).shape[1] >= 2  # a follow-up step even when interval >= horizon
+    assert ServiceConfig(interval_s=30.0).lookahead_config() is not None
+    assert CostModel(ServiceConfig(interval_s=30.0).lookahead_config()).rates(HOT).shape[1] == 2  # type: ignore[arg-type]
+    assert ServiceConfig(lookahead=False).lookahead_config() is None
