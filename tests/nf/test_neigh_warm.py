@@ -130,3 +130,17 @@ def test_replica_resolves_the_destinations_of_its_flows(nfnet: NFNet) -> None:
     assert sum(len(v) for v in nfnet.stop_read(sink, out)["flows"].values()) == 200
     wait_for(lambda: _resolved(nfnet.ns["s"], "10.98.2.2"), 5, "the flows' destination at the replica")
     assert _resolved(nfnet.ns["s"], CLIENT)  # replies go to the source
+
+
+def test_replica_that_only_gets_deltas_resolves_its_flows(nfnet: NFNet) -> None:
+    """A cluster member learns a peer's flows from its deltas alone (no duplicated input until a
+    move starts); a move then sends its first output burst to those ends at once. Cold, that burst
+    waited in the ARP queue while newer packets went out directly: reordered at the sink."""
+    nfnet.instance("s", "s", {"type": "counter"}, role="secondary")
+    nfnet.instance("p", "p", {"type": "counter"}, replicas=["10.98.0.12:9200"])
+    nfnet.stamper([{"groups": "all", "target": {"primary": "10.98.0.11:9000"}}])  # no copies to s
+    sink, out = nfnet.sink("nd", 5000)
+    nfnet.send("10.98.2.2:5000", flows=4, rate=500, count=200)
+    assert sum(len(v) for v in nfnet.stop_read(sink, out)["flows"].values()) == 200
+    wait_for(lambda: _resolved(nfnet.ns["s"], "10.98.2.2"), 5, "the flows' destination at the replica")
+    assert _resolved(nfnet.ns["s"], CLIENT)
