@@ -47,7 +47,13 @@ def _open_store(cfg: InstanceConfig) -> Any:
     return open_store(None if cfg.statestore == "default" else cfg.statestore)
 
 
-def _worker_main(cfg: InstanceConfig, idx: int, conn: Connection, progress: Any) -> None:
+def _worker_main(cfg: InstanceConfig, idx: int, conn: Connection, progress: Any,
+                 main_ends: list[Connection]) -> None:
+    # fork copied the main process's end of every worker pipe (ours too): close them here, or the
+    # main's death (kill -9) never reaches us as EOF on ``conn`` and we outlive it, still bound to
+    # the data ports (CI left such orphans behind)
+    for c in main_ends:
+        c.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from nf.engine import Worker  # noqa: PLC0415 - import after fork keeps the parent light
@@ -97,9 +103,11 @@ class Instance:
         for i in range(self.cfg.workers):
             parent, child = self.ctx.Pipe()
             self.progress[i] = time.monotonic()
-            p = self.ctx.Process(target=_worker_main, args=(self.cfg, i, child, self.progress),
+            p = self.ctx.Process(target=_worker_main,
+                                 args=(self.cfg, i, child, self.progress, [*self.pipes, parent]),
                                  name=f"nf-worker-{i}", daemon=True)
             p.start()
+            child.close()  # the worker's end lives in the worker only
             self.procs.append(p)
             self.pipes.append(parent)
             self.locks.append(threading.Lock())
