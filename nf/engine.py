@@ -487,9 +487,8 @@ class Worker:
                 c["malformed"] += 1
                 return
             fs = FlowSeq(ep, group, (not dup) and self.role == "primary" and group not in self.frozen)
-            if not fs.owned:  # once per replica flow: both ends (a reply goes to the source)
-                self.neigh.want(socket.inet_ntoa(d[_SHIM_LEN + 12:_SHIM_LEN + 16]))
-                self.neigh.want(socket.inet_ntoa(d[_SHIM_LEN + 16:_SHIM_LEN + 20]))
+            if not fs.owned:
+                self._warm_ends(key)
             if self.expired and self.expired.pop(key, None) is not None:
                 fs.epoch, fs.next = ep, seq  # an expired flow resumes: no gap to wait for
             self.seqs[key] = fs
@@ -974,6 +973,17 @@ class Worker:
             self.nf.remove(sk)
             del self.replica_of[sk]
 
+    def _warm_ends(self, key: bytes) -> None:
+        """Resolve the neighbour entries of both ends of a replica flow (canonical ``key``), once,
+        when this instance first learns the flow - from duplicated input or from its primary's
+        deltas (a cluster member learns flows only from deltas). Why: should the flow move here,
+        its first output burst must not wait in the kernel's ARP queue. Cold, that burst waited
+        while later packets went out directly on another CPU: 1-3 packets per flow reordered at
+        the sink in 1 of 6 intra-cluster moves (all in order when pinned to one CPU). Both ends,
+        because a reply goes to the source."""
+        self.neigh.want(socket.inet_ntoa(key[1:5]))
+        self.neigh.want(socket.inet_ntoa(key[7:11]))
+
     def _apply(self, lease: str, entries: protocol.FlowDelta) -> None:
         c = self.c
         seqs = self.seqs
@@ -986,13 +996,7 @@ class Worker:
                 continue
             if fs is None:
                 fs = seqs[k] = FlowSeq(ep, g, False, lease)
-                # a replica that learns a flow from its primary's deltas (a cluster member, before
-                # any duplicated input) sends to its ends once the flow moves here: resolve them
-                # now. Cold, the first output burst waited in the kernel's ARP queue while later
-                # packets went out directly on another CPU: 1-3 packets per flow reordered at the
-                # sink in 1 of 6 intra-cluster moves (all in order when pinned to one CPU)
-                self.neigh.want(socket.inet_ntoa(k[1:5]))
-                self.neigh.want(socket.inet_ntoa(k[7:11]))
+                self._warm_ends(k)
             elif fs.owned:
                 continue
             fs.lease = lease

@@ -62,6 +62,14 @@ def _parse_seeds(spec: str) -> list[int]:
     return []
 
 
+#: ``--lookahead``, shared by every command that runs the RL policy (evaluate, bench)
+_LOOKAHEAD_OPTION = typer.Option(
+    "on",
+    help="RL decision-time search: on (default), off, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
+    "(placement/policies/lookahead.py).",
+)
+
+
 def _parse_lookahead(spec: str) -> LookaheadConfig | None:
     from placement.policies.lookahead import parse_lookahead  # noqa: PLC0415
 
@@ -97,11 +105,7 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout instead of a table."),
     ilp_max_binaries: int = typer.Option(200, help="Run the ILP only when hosts x VNFs <= this."),
-    lookahead: str = typer.Option(
-        "on",
-        help="RL decision-time search: on (default), off, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
-        "(placement/policies/lookahead.py).",
-    ),
+    lookahead: str = _LOOKAHEAD_OPTION,
 ) -> None:
     """Every policy x scenario x seed -> composite cost (each term shown), table, plots, markdown."""
     from rich.console import Console  # noqa: PLC0415
@@ -244,11 +248,7 @@ def bench(
     batch: int = typer.Option(1024, help="Environments simulated at once."),
     latency_scenario: str = typer.Option("scale-50x500", help="Scenario for RL decision latency."),
     model: Path | None = typer.Option(None, help="RL checkpoint (default shipped model)."),
-    lookahead: str = typer.Option(
-        "on",
-        help="RL decision-time search: on (default), off, or k=8,m=2,horizon_s=10,margin=0.5,depth=2,... "
-        "(placement/policies/lookahead.py).",
-    ),
+    lookahead: str = _LOOKAHEAD_OPTION,
 ) -> None:
     """Simulator env-steps/s and RL decision latency (numbers are reported, never asserted)."""
     from placement.benchmark import decision_latency_ms, sim_steps_per_s  # noqa: PLC0415
