@@ -38,6 +38,7 @@ Commands (instance-wide; the instance fans them out to every worker and merges t
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 from typing import Any
@@ -143,6 +144,38 @@ class ControlClient:
         line, _, self._buf = self._buf.partition(b"\n")
         self.last_answer_at = time.monotonic()
         return line
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (s) for the instance to close this connection; True if it did.
+
+        Why: when an instance's process dies its kernel closes every socket it held at once (FIN,
+        or RST), long before a heartbeat interval runs out. The failure detector waits between
+        heartbeats on its kept connection with this, so it notices a killed primary within a
+        scheduling delay instead of an interval. A late answer arriving meanwhile is buffered (and
+        skipped by the next call, as always). Without a connection it just sleeps."""
+        s = self._sock
+        if s is None:
+            time.sleep(max(0.0, timeout_s))
+            return False
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([s], [], [], left)
+            if not ready:
+                return False
+            try:
+                chunk = s.recv(1 << 20)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                continue
+            except OSError:  # reset by the peer: it is gone
+                self.close()
+                return True
+            if not chunk:
+                self.close()
+                return True
+            self._buf += chunk
 
     def ping(self) -> dict[str, Any]:
         return dict(self.call("ping"))

@@ -3,8 +3,9 @@ launcher starts replacement secondaries) and ``deftctl nfctl fdu`` (no launcher,
 
 * :func:`detector_options` gives a Typer command the detector's options (``--service``,
   ``--interval-ms``, ``--timeout-ms``, ``--misses``, ``--lease-ttl-ms``, ``--stall-ms``,
-  ``--slow-timeout-ms``; defaults those of :class:`nf.failover.DetectorConfig`) and parses them into
-  a ``DetectorConfig``; a ``ValueError`` of it is a usage error naming the options.
+  ``--slow-timeout-ms``, ``--confirm-interval-ms``; defaults those of
+  :class:`nf.failover.DetectorConfig`) and parses them into a ``DetectorConfig``; a ``ValueError``
+  of it is a usage error naming the options.
 * :func:`serve_detector` runs the detector until SIGINT/SIGTERM.
 """
 
@@ -38,23 +39,26 @@ _OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("stall_ms", float, typer.Option(3000.0, help="A worker without progress this long (ms) is a failure.")),
     ("slow_timeout_ms", float, typer.Option(
         1000.0, help="Pings that time out (not refused) fail the primary after this long (ms).")),
+    ("confirm_interval_ms", float, typer.Option(
+        10.0, help="Spacing (ms) of the confirming pings after a refused one (a dead process).")),
 )
 
 #: DetectorConfig field -> option, to word its ValueErrors in the command line's terms
 _FIELD_OPTION = {"interval_ms": "--interval-ms", "timeout_ms": "--timeout-ms", "miss_threshold": "--misses",
                  "lease_ttl_ms": "--lease-ttl-ms", "stall_ms": "--stall-ms",
-                 "slow_timeout_ms": "--slow-timeout-ms"}
+                 "slow_timeout_ms": "--slow-timeout-ms", "confirm_interval_ms": "--confirm-interval-ms"}
 _FIELD_RE = re.compile(r"\b(" + "|".join(_FIELD_OPTION) + r")\b")
 
 
 def detector_config(*, interval_ms: float, timeout_ms: float, misses: int, lease_ttl_ms: int,
-                    stall_ms: float, slow_timeout_ms: float, replace_secondary: bool) -> DetectorConfig:
+                    stall_ms: float, slow_timeout_ms: float, confirm_interval_ms: float,
+                    replace_secondary: bool) -> DetectorConfig:
     """The options as a :class:`DetectorConfig`; an invalid combination is a ``typer.BadParameter``."""
     from nf.failover import DetectorConfig  # noqa: PLC0415
 
     try:
         return DetectorConfig(interval_ms, timeout_ms, misses, lease_ttl_ms, stall_ms, slow_timeout_ms,
-                              replace_secondary=replace_secondary)
+                              confirm_interval_ms, replace_secondary=replace_secondary)
     except ValueError as exc:
         msg = _FIELD_RE.sub(lambda m: _FIELD_OPTION[m.group(1)], str(exc))
         raise typer.BadParameter(msg, param_hint="detector options") from exc

@@ -1,11 +1,15 @@
 """Failure detection (DEFT's FDU) and failover orchestration.
 
 Failure detector (:class:`FailureDetector`): for every instance group (lease) in the steering
-table it heartbeats the group's primary — a ``status`` request on the instance's control API every
-``interval_ms`` with a ``timeout_ms`` deadline — and renews the primary's lease in the store while
-it answers. ``miss_threshold`` consecutive misses (timeout, refused connection, error) declare the
-primary failed. With the defaults (50 ms x 3) a crashed primary is detected in 100-150 ms; a
-killed process refuses connections at once, so detection is usually bounded by the interval.
+table it heartbeats the group's primary — a ``ping`` on the instance's control API every
+``interval_ms`` over one kept connection, with a ``timeout_ms`` deadline — and renews the primary's
+lease in the store while it answers. ``miss_threshold`` consecutive refused or reset heartbeats
+declare the primary failed; heartbeats that only time out do so after ``slow_timeout_ms`` of
+silence (a frozen or partitioned host - or a saturated one, which must not be failed over). A
+killed process is noticed without waiting for the next interval: its kernel closes the kept
+connection at once, the detector probes immediately and confirms the refusal ``miss_threshold - 1``
+times ``confirm_interval_ms`` apart. With the defaults (50 ms interval, 3 misses, 10 ms confirms)
+a killed primary is detected in about 20-30 ms, a silent host in 1 s.
 
 Failover (:meth:`FailoverOrchestrator.fail_over`), in this order:
 
@@ -79,6 +83,11 @@ class DetectorConfig:
     #: even a late one, came for this long; refused or reset connections (a dead process on a
     #: live host) fail it after miss_threshold misses
     slow_timeout_ms: float = 1000.0
+    #: spacing (ms) of the confirming heartbeats after a refused or reset one, instead of
+    #: interval_ms: a refusal is a definite answer from a live host that nothing listens any more
+    #: (a dead process), so waiting whole intervals between the miss_threshold confirmations only
+    #: adds downtime (3 x 50 ms before; 2 x 10 ms now). Timeouts keep interval_ms and the slow path
+    confirm_interval_ms: float = 10.0
     #: create a replacement secondary after a failover
     replace_secondary: bool = True
 
@@ -91,6 +100,9 @@ class DetectorConfig:
             raise ValueError("lease_ttl_ms must exceed interval_ms x miss_threshold and slow_timeout_ms")
         if self.slow_timeout_ms < self.interval_ms * self.miss_threshold:
             raise ValueError("slow_timeout_ms must be >= interval_ms x miss_threshold")
+        if not 0 < self.confirm_interval_ms <= self.interval_ms:
+            raise ValueError(f"confirm_interval_ms must be in (0, interval_ms], "
+                             f"got {self.confirm_interval_ms}")
         if self.stall_ms <= 1000.0:
             raise ValueError(f"stall_ms must exceed 1000 (an idle worker's wake-up), got {self.stall_ms}")
 
@@ -283,7 +295,11 @@ class FailoverOrchestrator:
             except Exception as exc:
                 log.debug("stop %s: %s", old.instance, exc)
         if self.stop_old_primary:
-            forget_instance(self.store, old.instance)
+            try:
+                forget_instance(self.store, old.instance)
+            except StoreError as exc:  # a stale registry entry only; the failover itself is done
+                log.warning("lease %s: could not remove %s from the instance registry: %s",
+                            lease, old.instance, exc)
 
     def add_secondary(self, view: GroupView, primary: Endpoint, epoch: int) -> str:
         """Start a secondary for ``primary`` on another host, duplicate to it, attach it as replica."""
@@ -357,8 +373,10 @@ class FailureDetector:
         slow_since: float | None = None  # monotonic time of the first of consecutive timeouts
         client: ControlClient | None = None
         watched: Endpoint | None = None
+        confirm = self.cfg.confirm_interval_ms / 1000.0
         while not self._stop.is_set():
             t_next = time.monotonic() + interval
+            refused = False
             v = self.view(lease)
             if v is None:
                 return
@@ -391,6 +409,7 @@ class FailureDetector:
                 else:
                     client.close()
                     slow_since = None
+                    refused = True
                 slow_ok = slow_since is None or 1000 * (now - slow_since) >= self.cfg.slow_timeout_ms
                 if misses >= self.cfg.miss_threshold and slow_ok:
                     t_detect = time.monotonic_ns()
@@ -403,7 +422,14 @@ class FailureDetector:
                         log.error("FDU: failover of lease %s failed: %s (will retry)", lease, exc)
                     misses, slow_since = 0, None
                     self._refresh()
-            self._stop.wait(max(0.0, t_next - time.monotonic()))
+                    refused = False
+            if refused:  # confirm soon: a dead process on a live host refuses at once
+                self._stop.wait(confirm)
+            elif client.wait_closed(max(0.0, t_next - time.monotonic())):
+                # the primary's kernel closed the kept heartbeat connection: its process is gone
+                # (or exiting). Probe now instead of at the next interval; the probe and its
+                # confirmations decide, so a connection closed for any other reason costs nothing
+                log.info("FDU: %s closed the heartbeat connection: probing at once", v.primary.instance)
         if client is not None:
             client.close()
 

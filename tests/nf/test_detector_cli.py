@@ -17,7 +17,7 @@ from nf.detector_cli import detector_options
 from nf.failover import DetectorConfig
 
 DETECTOR_OPTIONS = ("service", "interval_ms", "timeout_ms", "misses", "lease_ttl_ms", "stall_ms",
-                    "slow_timeout_ms")
+                    "slow_timeout_ms", "confirm_interval_ms")
 FIELD = {"misses": "miss_threshold"}
 
 
