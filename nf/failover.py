@@ -369,21 +369,26 @@ class FailureDetector:
 
     def _monitor(self, lease: str) -> None:
         interval = self.cfg.interval_ms / 1000.0
+        confirm = self.cfg.confirm_interval_ms / 1000.0
         misses = 0
         slow_since: float | None = None  # monotonic time of the first of consecutive timeouts
+        #: the primary closed the kept heartbeat connection (its process exited): later timeouts are
+        #: definite misses too. Why: a killed container's address vanishes with it, so the probes
+        #: after the close time out instead of being refused; a frozen or saturated host never
+        #: closes a connection, so this cannot turn overload into a failover
+        closed = False
         client: ControlClient | None = None
         watched: Endpoint | None = None
-        confirm = self.cfg.confirm_interval_ms / 1000.0
         while not self._stop.is_set():
             t_next = time.monotonic() + interval
-            refused = False
+            definite = False  # this miss was a refusal, a reset or a probe after a close
             v = self.view(lease)
             if v is None:
                 return
             if watched != v.primary:
                 if client is not None:
                     client.close()
-                watched, misses, slow_since = v.primary, 0, None
+                watched, misses, slow_since, closed = v.primary, 0, None, False
                 client = ControlClient(v.primary.control, timeout_s=self.cfg.timeout_ms / 1000.0)
             assert client is not None
             try:
@@ -392,14 +397,14 @@ class FailureDetector:
                     raise ControlError(f"{v.primary.instance}: a worker made no progress for "
                                        f"{beat['progress_age_ms']:.0f} ms")
                 self.heartbeats += 1
-                misses, slow_since = 0, None
+                misses, slow_since, closed = 0, None, False
                 self._renew(v)
             except ControlError as exc:
                 log.info("FDU: heartbeat of %s missed: %s", v.primary.instance, exc)
                 misses += 1
                 self.misses += 1
                 now = time.monotonic()
-                if isinstance(exc.__cause__, TimeoutError):
+                if isinstance(exc.__cause__, TimeoutError) and not closed:
                     # the connection stays open (ControlClient.call): a late answer to an earlier
                     # ping is a sign of life, so "slow" counts from the latest answer of any kind
                     slow_since = now if slow_since is None else slow_since
@@ -409,29 +414,43 @@ class FailureDetector:
                 else:
                     client.close()
                     slow_since = None
-                    refused = True
+                    definite = True
                 slow_ok = slow_since is None or 1000 * (now - slow_since) >= self.cfg.slow_timeout_ms
                 if misses >= self.cfg.miss_threshold and slow_ok:
-                    t_detect = time.monotonic_ns()
-                    self.detections.append((lease, t_detect))
-                    log.warning("FDU: primary %s of lease %s missed %d heartbeats: failing over",
-                                v.primary.instance, lease, misses)
-                    try:
-                        self.orch.fail_over(v, t_detect, self.cfg.replace_secondary)
-                    except (StoreError, ControlError) as exc:
-                        log.error("FDU: failover of lease %s failed: %s (will retry)", lease, exc)
-                    misses, slow_since = 0, None
-                    self._refresh()
-                    refused = False
-            if refused:  # confirm soon: a dead process on a live host refuses at once
+                    misses, slow_since, definite = 0, None, False
+                    if self._still_primary(v):
+                        t_detect = time.monotonic_ns()
+                        self.detections.append((lease, t_detect))
+                        log.warning("FDU: primary %s of lease %s missed %d heartbeats: failing over",
+                                    v.primary.instance, lease, self.cfg.miss_threshold)
+                        try:
+                            self.orch.fail_over(v, t_detect, self.cfg.replace_secondary)
+                        except (StoreError, ControlError) as exc:
+                            log.error("FDU: failover of lease %s failed: %s (will retry)", lease, exc)
+                        self._refresh()
+            if definite:  # confirm soon: a dead process on a live host refuses at once
                 self._stop.wait(confirm)
             elif client.wait_closed(max(0.0, t_next - time.monotonic())):
                 # the primary's kernel closed the kept heartbeat connection: its process is gone
                 # (or exiting). Probe now instead of at the next interval; the probe and its
                 # confirmations decide, so a connection closed for any other reason costs nothing
                 log.info("FDU: %s closed the heartbeat connection: probing at once", v.primary.instance)
+                closed = True
         if client is not None:
             client.close()
+
+    def _still_primary(self, v: GroupView) -> bool:
+        """Re-read the steering table before failing ``v.primary`` over: is it still the lease's
+        primary at the same epoch? Why: the view is refreshed every ``interval_ms`` by polling, and
+        a primary is detected in ~20 ms once it closes its connection - a migration or a removal
+        that re-steered its groups and then stopped it must not be mistaken for a failure."""
+        self._refresh()
+        cur = self.view(v.lease)
+        if cur is None or cur.primary != v.primary or cur.epoch != v.epoch:
+            log.info("FDU: %s no longer leads lease %s (moved or removed): no failover",
+                     v.primary.instance, v.lease)
+            return False
+        return True
 
     def _renew(self, v: GroupView) -> None:
         key = keyspace.lease(v.lease)
