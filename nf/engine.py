@@ -540,13 +540,20 @@ class Worker:
         if (ep, seq) in fs.pending:
             c["duplicates"] += 1
             return
-        if len(fs.pending) >= self.ecfg.reorder_max:
+        full = len(fs.pending) >= self.ecfg.reorder_max
+        if full:
             self._skip_gap(fs)  # buffer full: give up the oldest gap now
         if not fs.pending:
             fs.gap_since = rx
         fs.pending[(ep, seq)] = (d, rx, fwd)
         c["reordered"] += 1
-        self._drain_flow(fs, key)
+        # Only a present next-expected packet (this one filling the gap, or one a full output
+        # pipeline paused), the first of a newer stamper epoch, or a skipped gap lets the flow
+        # progress. Draining on every other arrival rescanned the whole buffer (up to
+        # reorder_max) per packet while a gap lasted: quadratic, exactly under overload, when
+        # the kernel drops input and every flow has gaps
+        if full or (fs.epoch, fs.next) in fs.pending or (seq == 0 and ep > fs.epoch):
+            self._drain_flow(fs, key)
         if fs.pending:
             self.waiting.add(key)
 
