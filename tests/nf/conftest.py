@@ -122,6 +122,20 @@ def local_instance(tmp_path: Path) -> Iterator[Callable[[str, str], LocalInstanc
                 proc.wait()
 
 
+def wait_stopped(pid: int, timeout_s: float = 5.0) -> None:
+    """Until every thread of ``pid`` is stopped (state T) after a SIGSTOP. Why: the signal reaches
+    the threads asynchronously, and a control request sent at once was still answered in 2 of 14
+    runs of tests/nf/test_heartbeat_close.py."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tasks = Path(f"/proc/{pid}/task")
+        states = [(t / "stat").read_text().rpartition(")")[2].split()[0] for t in tasks.iterdir()]
+        if all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} did not stop within {timeout_s:g} s")
+
+
 def worker_pids(main_pid: int) -> list[int]:
     """The worker processes of the instance whose main process is ``main_pid`` (its children)."""
     try:

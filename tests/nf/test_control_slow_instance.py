@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import LocalInstance, worker_pids
+from conftest import LocalInstance, wait_stopped, worker_pids
 
 from nf.control import ControlClient, ControlError
 
@@ -42,6 +42,7 @@ def test_late_answer_keeps_the_connection_and_is_skipped(
         before = c.last_answer_at
         os.kill(main, signal.SIGSTOP)
         try:
+            wait_stopped(main)
             with pytest.raises(ControlError, match="timed out") as err:
                 c.status()
             assert isinstance(err.value.__cause__, TimeoutError)

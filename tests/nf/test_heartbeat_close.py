@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import LocalInstance
+from conftest import LocalInstance, wait_stopped
 from nfnet import wait_for
 from ovsnet import FailoverPair
 
@@ -37,21 +37,6 @@ def test_wait_closed_sees_a_killed_instance_and_not_a_live_one(
         assert time.monotonic() - t0 < 5.0
 
 
-def _wait_stopped(pid: int) -> None:
-    """Until every thread of ``pid`` is stopped (state T): SIGSTOP reaches the threads
-    asynchronously, and a ping sent at once was answered in 2 of 14 runs."""
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        states = []
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                states.append(f.read().rpartition(")")[2].split()[0])
-        if all(st in ("T", "t") for st in states):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"process {pid} did not stop")
-
-
 def test_late_answer_during_wait_closed_is_not_a_close(
     local_instance: Callable[[str, str], LocalInstance],
 ) -> None:
@@ -61,7 +46,7 @@ def test_late_answer_during_wait_closed_is_not_a_close(
         c.timeout_s = 0.2
         os.kill(main, signal.SIGSTOP)
         try:
-            _wait_stopped(main)
+            wait_stopped(main)
             with pytest.raises(Exception, match="timed out"):
                 c.ping()
         finally:
