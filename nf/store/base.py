@@ -13,7 +13,8 @@ Semantics every backend must provide (checked by ``tests/nf/test_store_contract.
 * ``get``/``put``/``delete`` and the batch forms ``get_many``/``put_many``/``delete_many``.
 * ``compare_and_set(key, expected, new)``: atomic per key (linearizable on Redis; on Hazelcast as
   linearizable as the IMap partition owner, see ``hazelcast_store``). ``expected=None`` means "key
-  absent", ``new=None`` means "delete".
+  absent", ``new=None`` means "delete". ``compare_and_set_many`` does a batch of them, each key on
+  its own (no transaction across keys), in one round trip where the backend can.
 * ``put_if_absent`` and ``increment`` (atomic add on a counter key; the counter is stored as the
   decimal ASCII of an int so every backend can read it with ``get``).
 * ``scan(prefix)``: every key under ``prefix`` with its value (not a snapshot across keys).
@@ -38,7 +39,7 @@ from __future__ import annotations
 import abc
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -119,6 +120,16 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def compare_and_set(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
         """Atomically replace ``expected`` by ``new``; ``None`` = absent / delete. ``True`` on success."""
+
+    def compare_and_set_many(self, items: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[bool]:
+        """:meth:`compare_and_set` of every ``(key, expected, new)``, one result per item.
+
+        Each key is its own linearizable CAS; there is no transaction across keys (a caller retries
+        the keys that lost). Why a batch: a failover or a move re-steers all of a lease's flow
+        groups at once, and a backend that can do them in one round trip (Redis: one pipeline and
+        one WAIT for the replicas instead of one per key) makes that much faster; this default does
+        them one by one."""
+        return [self.compare_and_set(k, e, n) for k, e, n in items]
 
     @abc.abstractmethod
     def put_if_absent(self, key: str, value: bytes, ttl_ms: int | None = None) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
@@ -318,12 +318,34 @@ class RedisStore(StateStore):
         return f"{info.owner or ''} {info.epoch} {info.remaining_ms}".encode()
 
     # ---- atomic single-key updates -------------------------------------------------------------
+    @staticmethod
+    def _cas_args(expected: bytes | None, new: bytes | None) -> list[str | bytes]:
+        return ["0" if expected is None else "1", expected or b"", "0" if new is None else "1", new or b""]
+
     def compare_and_set(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
-        args = ["0" if expected is None else "1", expected or b"", "0" if new is None else "1", new or b""]
+        args = self._cas_args(expected, new)
         ok = self._call("CAS", lambda: self._scripts["cas"](keys=self._keys(key), args=args))
         if ok:
             self._durable(key)
         return bool(ok)
+
+    def compare_and_set_many(self, items: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[bool]:
+        """Every CAS script in one pipeline (one round trip, each script atomic on its key), then
+        one WAIT for the replicas covering all of them."""
+        if not items:
+            return []
+
+        def run() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for key, expected, new in items:
+                self._scripts["cas"](keys=self._keys(key), args=self._cas_args(expected, new), client=pipe)
+            return list(pipe.execute())
+
+        oks = [bool(r) for r in self._call(f"CAS x{len(items)}", run)]
+        done = [k for (k, _e, _n), ok in zip(items, oks, strict=True) if ok]
+        if done:
+            self._durable(*done)
+        return oks
 
     def put_if_absent(self, key: str, value: bytes, ttl_ms: int | None = None) -> bool:
         args: list[bytes | int] = [value, ttl_ms or 0]

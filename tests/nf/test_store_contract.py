@@ -130,6 +130,24 @@ def test_compare_and_set(store: StateStore) -> None:
     assert store.get(key) is None
 
 
+def test_compare_and_set_many(store: StateStore) -> None:
+    a, b, c, d = (keyspace.steering("svc", g) for g in "abcd")
+    store.put(a, b"a1")
+    store.put(b, b"b1")
+    store.put(d, b"d1")
+    v0 = store.version(keyspace.steering_prefix("svc"))
+    oks = store.compare_and_set_many([
+        (a, b"a1", b"a2"),   # replaced
+        (b, b"stale", b"b2"),  # lost: another writer changed it
+        (c, None, b"c1"),    # created
+        (d, b"d1", None),    # deleted
+    ])
+    assert oks == [True, False, True, True]
+    assert store.get_many([a, b, c, d]) == {a: b"a2", b: b"b1", c: b"c1"}
+    assert store.version(keyspace.steering_prefix("svc")) > v0  # watchers see the batch
+    assert store.compare_and_set_many([]) == []
+
+
 def test_cas_is_atomic_under_contention(store: StateStore) -> None:
     key = keyspace.global_key("cas-counter")
     per_thread, threads = 100, 4
