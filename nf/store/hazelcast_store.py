@@ -153,35 +153,27 @@ class HazelcastStore(StateStore):
 
     # ---- atomic single-key updates -------------------------------------------------------------
     def compare_and_set(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
-        if expected is None and new is None:
-            ok = not self._call("contains_key", lambda: self._map.contains_key(key))
-            return bool(ok)
-        if expected is None:
-            assert new is not None
-            ok = self.put_if_absent_raw(key, new)
-        elif new is None:
-            ok = bool(self._call("remove_if_same", lambda: self._map.remove_if_same(key, expected)))
-        else:
-            ok = self._replace(key, expected, new)
-        if ok:
-            self._bump(key)
-        return ok
+        return self.compare_and_set_many([(key, expected, new)])[0]
 
     def compare_and_set_many(self, items: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[bool]:
         """Every CAS issued at once on the non-blocking proxy (each an atomic operation of its key's
         partition owner, with the synchronous backup), then awaited: ~one round trip instead of
         one per key; one version bump for all that changed."""
-        pending: list[tuple[Any, Callable[[Any], bool]]] = []
-        for key, expected, new in items:
-            if expected is None and new is None:
-                pending.append((self._amap.contains_key(key), lambda r: not r))
-            elif expected is None:
-                pending.append((self._amap.put_if_absent(key, new), lambda r: r is None))
-            elif new is None:
-                pending.append((self._amap.remove_if_same(key, expected), bool))
-            else:
-                pending.append((self._amap.replace_if_same(key, expected, new), bool))
-        oks = [ok(self._call(f"CAS x{len(items)}", fut.result)) for fut, ok in pending]
+        def issue() -> list[tuple[Any, Callable[[Any], bool]]]:
+            pending: list[tuple[Any, Callable[[Any], bool]]] = []
+            for key, expected, new in items:
+                if expected is None and new is None:
+                    pending.append((self._amap.contains_key(key), lambda r: not r))
+                elif expected is None:
+                    pending.append((self._amap.put_if_absent(key, new), lambda r: r is None))
+                elif new is None:
+                    pending.append((self._amap.remove_if_same(key, expected), bool))
+                else:
+                    pending.append((self._amap.replace_if_same(key, expected, new), bool))
+            return pending
+
+        what = f"CAS x{len(items)}"
+        oks = [ok(self._call(what, fut.result)) for fut, ok in self._call(what, issue)]
         self._bump(*(k for (k, e, n), ok in zip(items, oks, strict=True) if ok and (e, n) != (None, None)))
         return oks
 
