@@ -9,7 +9,7 @@ secondary (OVS duplicates its input), so every switch-over starts with a cold en
 ARP round trip of 50 ms through a loaded userspace OVS is 300 packets, 200 of them lost.
 
 :class:`NeighbourWarmer` sends an empty UDP datagram to the discard port (9) of every address it is
-told about, once when it first hears of it and again every ``refresh_s`` (a referenced entry stays
+told about, at once when it first hears of it and again every ``refresh_s`` (a referenced entry stays
 REACHABLE or STALE, and a STALE entry is used at once; an unreferenced one may be garbage-collected
 once the table holds more than ``gc_thresh1`` = 128 entries). The probe resolves the entry; the
 target answers at most an ICMP port-unreachable, which an unconnected socket ignores.
@@ -38,40 +38,48 @@ class NeighbourWarmer:
     def __init__(self, refresh_s: float = 10.0, max_addrs: int = 4096) -> None:
         self.refresh_s = refresh_s
         self.max_addrs = max_addrs
-        self.addrs: dict[str, float] = {}  # ip -> monotonic time of its last probe (0 = never)
+        self.addrs: dict[str, float] = {}  # ip -> monotonic time of its last probe (s)
         self.probes = 0
         self.errors = 0
         self._sock: socket.socket | None = None
 
-    def want(self, ip: str) -> bool:
-        """Remember ``ip``; True when it is new (probe it with :meth:`tick`)."""
+    def want(self, ip: str, now: float | None = None) -> bool:
+        """Remember ``ip`` and probe it at once when it is new; True when it was new.
+
+        At once, not at the next :meth:`tick`: a replica learns a flow when a migration's pre-copy
+        starts, and the handover can follow ~0.3 s later. Probed at the engine's once-a-second
+        tick, the target's first output burst still found the entry unresolved: it waited in the
+        ARP queue and went out interleaved with later packets sent directly (reordered at the sink,
+        half of the moves on a loaded test box). One datagram per new address, never per packet."""
         if ip in self.addrs:
             return False
         if len(self.addrs) >= self.max_addrs:
             for old in list(self.addrs)[: self.max_addrs // 2]:
                 del self.addrs[old]
-        self.addrs[ip] = 0.0
+        self._probe(ip, time.monotonic() if now is None else now)
         return True
 
     def tick(self, now: float | None = None) -> int:
-        """Probe every address never probed or last probed ``refresh_s`` ago; returns how many."""
+        """Re-probe every address last probed ``refresh_s`` ago; returns how many."""
         now = time.monotonic() if now is None else now
-        due = [ip for ip, t in self.addrs.items()
-               if t == 0.0 or (self.refresh_s > 0 and now - t >= self.refresh_s)]
-        if not due:
+        if self.refresh_s <= 0:
             return 0
+        due = [ip for ip, t in self.addrs.items() if now - t >= self.refresh_s]
+        for ip in due:
+            self._probe(ip, now)
+        return len(due)
+
+    def _probe(self, ip: str, now: float) -> None:
+        self.addrs[ip] = now
         if self._sock is None:
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._sock.setblocking(False)
-        for ip in due:
-            self.addrs[ip] = now
-            try:
-                self._sock.sendto(b"", (ip, DISCARD_PORT))
-                self.probes += 1
-            except OSError as exc:  # unreachable now; retried at the next refresh
-                self.errors += 1
-                log.debug("neighbour probe to %s: %s", ip, exc)
-        return len(due)
+        try:
+            self._sock.sendto(b"", (ip, DISCARD_PORT))
+            self.probes += 1
+        except OSError as exc:  # unreachable now; retried at the next refresh
+            self.errors += 1
+            log.debug("neighbour probe to %s: %s", ip, exc)
 
     def close(self) -> None:
         if self._sock is not None:

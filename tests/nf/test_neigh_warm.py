@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from nfnet import CLIENT, NFNet, wait_for
 
 from lab import netns
 from lab.netns import Topology
+from nf.neigh import DISCARD_PORT, NeighbourWarmer
 
 REPO = Path(__file__).resolve().parents[2]
 BURST = 1000
@@ -46,7 +48,7 @@ import socket, sys, time
 from nf.neigh import NeighbourWarmer
 dst, warm = sys.argv[1], sys.argv[2] == "1"
 if warm:
-    w = NeighbourWarmer(); w.want(dst); w.tick(); time.sleep(0.5); w.close()
+    w = NeighbourWarmer(); w.want(dst); time.sleep(0.5); w.close()
 print("warmed", flush=True)
 sys.stdin.readline()  # the test turns the receiver's ARP off in between
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -99,6 +101,24 @@ def test_a_cold_entry_drops_most_of_a_burst_and_a_warmed_one_none(pair: tuple[To
     assert cold < BURST // 2, f"cold neighbour entry: {cold} of {BURST} delivered (kernel queue ~100)"
     warm = _burst(topo, a, b, "10.97.0.3", warm=True)
     assert warm == BURST, f"warmed neighbour entry: {warm} of {BURST} delivered"
+
+
+def test_a_new_address_is_probed_at_once() -> None:
+    """The probe leaves when the address is first wanted, not at the next refresh tick: a replica
+    learns a flow when a migration's pre-copy starts, and the handover follows ~0.3 s later."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (binds the discard port)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", DISCARD_PORT))
+        rx.settimeout(2.0)
+        w = NeighbourWarmer(refresh_s=0)
+        try:
+            assert w.want("127.0.0.1")
+            assert rx.recv(64) == b""  # no tick in between
+            assert not w.want("127.0.0.1") and w.probes == 1  # once per address
+            assert w.tick() == 0
+        finally:
+            w.close()
 
 
 def _resolved(ns: str, ip: str) -> bool:
