@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
-from nfnet import CLIENT, NF_IPS, SERVERS, NFNet
+from nfnet import BASE_ENGINE, CLIENT, NF_IPS, SERVERS, NFNet
 
 from lab import netns
 from lab.netns import Topology
@@ -122,7 +122,6 @@ def root_launcher(
 
 
 #: the failover tests' engine: small batches, flushed every 2 ms
-PAIR_ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
 
 
 @dataclass
@@ -141,7 +140,7 @@ class FailoverPair:
 def failover_pair(net: NFNet, tmp: Path, lease: str) -> Iterator[FailoverPair]:
     """:func:`root_launcher` on instances p (``h1``) and s (``h2``) with the counter NF running as
     primary ``<lease>-p`` on h1, which holds the lease and replicates to secondary ``<lease>-s`` on
-    h2 (16 flow groups, :data:`PAIR_ENGINE`); flow groups 0-3 of service ``nf`` are steered to the
+    h2 (16 flow groups, :data:`BASE_ENGINE`); flow groups 0-3 of service ``nf`` are steered to the
     pair. On exit (also on error) the instances, the store client and the redis-server are stopped:
     continue any instance process a test has stopped before."""
     srv, store, launcher = root_launcher(net, tmp, ("p", "s"))
@@ -151,7 +150,7 @@ def failover_pair(net: NFNet, tmp: Path, lease: str) -> Iterator[FailoverPair]:
         cleanup.callback(launcher.close)
         epoch = store.acquire(keyspace.lease(lease), f"{lease}-p", 60_000)
         spec = LaunchSpec(name=f"{lease}-s", lease=lease, role="secondary", nf={"type": "counter"},
-                          flow_groups=16, engine=PAIR_ENGINE)
+                          flow_groups=16, engine=BASE_ENGINE)
         s = launcher.launch(spec, host="h2")
         p = launcher.launch(replace(spec, name=f"{lease}-p", role="primary", replicas=(s.repl_addr,)),
                             host="h1")

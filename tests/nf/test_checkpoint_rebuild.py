@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from nfnet import CLIENT, NF_IPS, SERVERS, NFNet
+from nfnet import CLIENT, DEEP_ENGINE, NF_IPS, SERVERS, NFNet
 from ovsnet import root_store
 
 from nf.checkpoint import Checkpointer, read_checkpoint, rebuild
@@ -17,8 +17,6 @@ from nf.launcher import HostSlot, LaunchSpec, ProcessLauncher
 from nf.steering import SteeringEntry, SteeringTable
 from nf.store import StoreConfig, open_store
 
-#: a deep input buffer (200 batches): tail drops on a CPU-starved CI box are not what these tests test
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200}
 GROUPS = 16
 
 
@@ -42,7 +40,7 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
     launcher = ProcessLauncher(slots, tmp_path / "inst", store=store)
     try:
         spec = LaunchSpec(name="cnt-a", lease="cnt", role="primary", flow_groups=GROUPS,
-                          nf={"type": "counter"}, engine=ENGINE)
+                          nf={"type": "counter"}, engine=DEEP_ENGINE)
         a = launcher.launch(spec, host="h1")
         table = SteeringTable(store)
         for g in range(GROUPS):
@@ -60,7 +58,7 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
 
         launcher.kill("cnt-a")  # the only instance of the group is gone
         b = launcher.launch(LaunchSpec(name="cnt-b", lease="cnt", role="primary", epoch=2, flow_groups=GROUPS,
-                                       nf={"type": "counter"}, engine=ENGINE), host="h2")
+                                       nf={"type": "counter"}, engine=DEEP_ENGINE), host="h2")
         assert rebuild(store, "cnt", b.control) == 4
         assert _by_sport(b.control) == before
         table.repoint("nf", range(GROUPS), b, (), 2, lease="cnt")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from nfnet import CLIENT, NF_IPS, SERVERS, NFNet, wait_for
+from nfnet import CLIENT, DEEP_ENGINE, NF_IPS, SERVERS, NFNet, wait_for
 from ovsnet import root_store
 
 from nf.control import ControlClient
@@ -24,9 +24,8 @@ from nf.steering import SteeringTable
 from nf.store import StoreConfig, open_store
 from nf.store import keys as keyspace
 
-#: a deep input buffer (200 batches): tail drops on a CPU-starved CI box are not what these tests test
 MAX_INFLIGHT = 64
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200, "max_inflight": MAX_INFLIGHT}
+ENGINE = {**DEEP_ENGINE, "max_inflight": MAX_INFLIGHT}
 SERVICE = "nf"
 GROUPS = 16
 FLOWS = 8

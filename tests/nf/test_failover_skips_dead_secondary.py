@@ -6,15 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nfnet import NFNet, wait_for
+from nfnet import BASE_ENGINE, NFNet, wait_for
 from ovsnet import root_launcher
 
 from nf.failover import DetectorConfig, FailoverOrchestrator, FailureDetector
 from nf.launcher import LaunchSpec
 from nf.steering import SteeringEntry, SteeringTable
 from nf.store import keys as keyspace
-
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0}
 
 
 @pytest.mark.netns
@@ -26,11 +24,12 @@ def test_next_secondary_is_promoted_when_the_first_is_dead(nfnet3: NFNet, tmp_pa
         epoch = store.acquire(keyspace.lease("df"), "df-p", 60_000)
         assert epoch == 1
         s1 = launcher.launch(LaunchSpec(name="df-s1", lease="df", role="secondary", nf={"type": "counter"},
-                                        flow_groups=16, engine=ENGINE), host="h2")
+                                        flow_groups=16, engine=BASE_ENGINE), host="h2")
         s2 = launcher.launch(LaunchSpec(name="df-s2", lease="df", role="secondary", nf={"type": "counter"},
-                                        flow_groups=16, engine=ENGINE), host="h3")
+                                        flow_groups=16, engine=BASE_ENGINE), host="h3")
         p = launcher.launch(LaunchSpec(name="df-p", lease="df", role="primary", nf={"type": "counter"},
-                                       flow_groups=16, engine=ENGINE, replicas=(s1.repl_addr, s2.repl_addr)),
+                                       flow_groups=16, engine=BASE_ENGINE,
+                                       replicas=(s1.repl_addr, s2.repl_addr)),
                             host="h1")
         table = SteeringTable(store)
         for g in range(4):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nfnet import CLIENT, SERVERS, wait_for
+from nfnet import CLIENT, DEEP_ENGINE, SERVERS, seq_defects, wait_for
 from ovsnet import OvsNFNet
 
 from lab.netns import Topology
@@ -23,8 +23,6 @@ from nf.migration import migrate_groups
 from nf.steering import SteeringProgrammer, SteeringTable
 from nf.store import open_store
 
-#: a deep input buffer (200 batches): tail drops on a CPU-starved CI box are not what these tests test
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200}
 SERVICE = "nf"
 GROUPS = 16
 FLOWS = 8
@@ -61,14 +59,14 @@ def test_migration_under_traffic_loses_and_reorders_nothing(ovsnet: OvsNFNet, tm
     prog = SteeringProgrammer(store, net.switch, host_index=1, service=SERVICE, interval_ms=20)
     try:
         spec = LaunchSpec(name="tmpl", lease="svc", workers=1, flow_groups=GROUPS, nf={"type": "counter"},
-                          engine=ENGINE, statestore=str(net.statestore))
+                          engine=DEEP_ENGINE, statestore=str(net.statestore))
         dep = deploy_pair(store, launcher, SERVICE, "svc", [str(g) for g in range(GROUPS)], spec,
                           primary_host="h-p")
         prog.start()
         wait_for(lambda: prog.last is not None and len(prog.last.rules) == 1, 10, "duplication rule")
         target = launcher.launch(LaunchSpec(name="svcb-p1", lease="svcb", role="primary", epoch=1, workers=1,
                                             flow_groups=GROUPS, nf={"type": "counter"},
-                                            engine=ENGINE), host="h-b")
+                                            engine=DEEP_ENGINE), host="h-b")
         net.stamper([], duplicate="ovs", flow_groups=GROUPS, statestore=str(net.statestore))
         sink, sink_out = net.sink("m", 7000)
         sender, _ = net.send(f"{SERVERS[0]}:7000", flows=FLOWS, rate=2000, count=FLOWS * PER_FLOW,
@@ -82,7 +80,7 @@ def test_migration_under_traffic_loses_and_reorders_nothing(ovsnet: OvsNFNet, tm
         got = net.stop_read(sink, sink_out)["flows"]
         assert len(got) == FLOWS
         for a, seqs in got.items():
-            assert seqs == list(range(PER_FLOW)), f"{a}: lost/reordered/duplicated around the move"
+            assert seqs == list(range(PER_FLOW)), f"{a}: {seq_defects(seqs, PER_FLOW)}"
         # state equal after the move: the target's counters == what the sink received
         assert _counters(target.control) == {int(a.split(":")[1]): len(s) for a, s in got.items()}
         e = SteeringTable(store).get(SERVICE, "3")

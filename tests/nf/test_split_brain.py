@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from nfnet import NF_IPS, SERVERS, NFNet, wait_for
+from nfnet import DEEP_ENGINE, NF_IPS, SERVERS, NFNet, wait_for
 from ovsnet import root_store
 
 from nf.control import ControlClient
@@ -20,8 +20,6 @@ from nf.launcher import HostSlot, LaunchSpec, ProcessLauncher
 from nf.store import StoreConfig, open_store
 from nf.store import keys as keyspace
 
-#: a deep input buffer (200 batches): tail drops on a CPU-starved CI box are not what these tests test
-ENGINE = {"batch_size": 8, "batch_timeout_ms": 2.0, "buffer_size": 200}
 GROUPS = 16
 
 
@@ -44,7 +42,7 @@ def test_frozen_primary_is_fenced_after_failover(nfnet3: NFNet, tmp_path: Path) 
     old_pid = 0
     try:
         spec = LaunchSpec(name="tmpl", lease="sb", workers=1, flow_groups=GROUPS, nf={"type": "counter"},
-                          engine=ENGINE, statestore=str(yml))
+                          engine=DEEP_ENGINE, statestore=str(yml))
         groups = [str(g) for g in range(GROUPS)]
         dep = deploy_pair(store, launcher, "nf", "sb", groups, spec, primary_host="h1")
         net.stamper([], duplicate="stamper", flow_groups=GROUPS, statestore=str(yml))
@@ -75,7 +73,8 @@ def test_frozen_primary_is_fenced_after_failover(nfnet3: NFNet, tmp_path: Path) 
         # re-releases. That is one batch per worker (a SIGSTOP loses no RELEASED frame), so more
         # duplicates than one batch would be a released-after-fencing split brain. CI saw 1 once.
         dups = sum(len(seqs) - len(set(seqs)) for seqs in got.values())
-        assert dups <= ENGINE["batch_size"], f"{dups} duplicated packets: more than one batch (split brain)"
+        batch = DEEP_ENGINE["batch_size"]
+        assert dups <= batch, f"{dups} duplicated packets: more than one batch (split brain)"
         for a, seqs in got.items():
             assert list(dict.fromkeys(seqs)) == sorted(set(seqs)), f"{a}: reordered"
             assert sorted(set(seqs)) == list(range(1000)), f"{a}: lost packets or service did not resume"
