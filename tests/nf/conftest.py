@@ -122,15 +122,25 @@ def local_instance(tmp_path: Path) -> Iterator[Callable[[str, str], LocalInstanc
                 proc.wait()
 
 
+def proc_state(pid: int, tid: int | None = None) -> str | None:
+    """The scheduler state letter of process ``pid`` (or of its thread ``tid``) from
+    ``/proc/.../stat`` (R, S, D, T, t, Z...), or None when it is gone. The field after the last
+    ``)``: the command name before it may itself hold spaces and parentheses."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    try:
+        return Path(path).read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
 def wait_stopped(pid: int, timeout_s: float = 5.0) -> None:
     """Until every thread of ``pid`` is stopped (state T) after a SIGSTOP. Why: the signal reaches
     the threads asynchronously, and a control request sent at once was still answered in 2 of 14
     runs of tests/nf/test_heartbeat_close.py."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        tasks = Path(f"/proc/{pid}/task")
-        states = [(t / "stat").read_text().rpartition(")")[2].split()[0] for t in tasks.iterdir()]
-        if all(st in ("T", "t") for st in states):
+        states = [proc_state(pid, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()]
+        if all(st in ("T", "t", None) for st in states):
             return
         time.sleep(0.005)
     raise AssertionError(f"process {pid} did not stop within {timeout_s:g} s")

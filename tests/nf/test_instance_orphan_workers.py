@@ -10,15 +10,11 @@ import signal
 import time
 from collections.abc import Callable
 
-from conftest import LocalInstance, worker_pids
+from conftest import LocalInstance, proc_state, worker_pids
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return proc_state(pid) not in (None, "Z")
 
 
 def test_workers_exit_when_the_main_process_is_killed(
