@@ -988,8 +988,8 @@ class Worker:
         while later packets went out directly on another CPU: 1-3 packets per flow reordered at
         the sink in 1 of 6 intra-cluster moves (all in order when pinned to one CPU). Both ends,
         because a reply goes to the source."""
-        self.neigh.want(socket.inet_ntoa(key[1:5]))
-        self.neigh.want(socket.inet_ntoa(key[7:11]))
+        self.neigh.want_packed(key[1:5])
+        self.neigh.want_packed(key[7:11])
 
     def _apply(self, lease: str, entries: protocol.FlowDelta) -> None:
         c = self.c

@@ -116,6 +116,7 @@ def test_a_new_address_is_probed_at_once() -> None:
             assert w.want("127.0.0.1")
             assert rx.recv(64) == b""  # no tick in between
             assert not w.want("127.0.0.1") and w.probes == 1  # once per address
+            assert not w.want_packed(socket.inet_aton("127.0.0.1")) and w.probes == 1  # any form
             assert w.tick() == 0
         finally:
             w.close()
