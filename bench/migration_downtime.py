@@ -13,8 +13,10 @@ Reports per mode the pre-copy time, the handover time (packets of the moved grou
 processed), the steering switch, the flows moved, and at the sink the packets lost, reordered and
 duplicated (all should be 0). The downtime a packet sees is longer than the handover: the target
 also holds its first output ``handover_release_hold_ms`` (20 ms) so the source's last packets arrive
-first. So the sink's one-way latency is reported too: its median, its maximum (the packet held
-longest, at the move) and their difference, the extra wait of the move as the sink saw it.
+first. So the sink's one-way latency is reported too: its median over the run, and per phase of the
+move (pre-copy; handover and switch) the longest latency of the packets sent in it minus that
+median: the extra wait of the phase as the sink saw it. Only packets sent during the move count: a
+stall elsewhere in the run is not the move's.
 
 Tail drops at admission (an instance's input buffer full: ``dropped``) are accounted drops, not
 migration losses: they are reported separately, and "lost in move" is the sink's loss the admission
@@ -126,12 +128,21 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
         time.sleep(max(3.0, 1.5 * flows / rate))  # every flow has state at the source
         with ControlClient(dep.primary.control) as cc:
             n_flows = sum(int(w.get("flows_owned", 0)) for w in cc.status()["workers"])
+        t_move = (time.time_ns(), 0)
         rep = migrate_groups(store, SERVICE, range(GROUPS), target, settle_ms=300, timeout_s=60)
+        t_move = (t_move[0], time.time_ns())
         sender.wait(120)
         time.sleep(1.0)
         res = net.stop_read(sink, sink_out)
         got = res["flows"]
         lat_ms = sorted(x / 1e6 for x in res["latency_ns"]) or [0.0]
+        p50 = lat_ms[len(lat_ms) // 2]
+        # packets sent during the pre-copy (duplication + snapshot + deltas) and from the handover on
+        t_hand = t_move[0] + int(rep.precopy_ms * 1e6)
+        pre, hand = [0.0], [0.0]
+        for x, t in zip(res["latency_ns"], res["sent_ns"], strict=True):
+            if t_move[0] <= t <= t_move[1]:
+                (pre if t < t_hand else hand).append(x / 1e6)
         sent = net.stop_read(sender, sent_out)["sent"]
         sent_by_addr = {f"10.98.1.2:{sport + i}": n for i, n in enumerate(sent)}
         lost, reordered, dup = _sink_stats(got, sent_by_addr)
@@ -159,8 +170,8 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
             SteeringTable(store).delete(SERVICE, g)
         return {"flows at source": n_flows, "flows moved": rep.flows, "pre-copy ms": rep.precopy_ms,
                 "handover ms": rep.handover_ms, "steer ms": rep.steer_ms, "total ms": rep.total_ms,
-                "sink p50 latency ms": lat_ms[len(lat_ms) // 2], "sink max latency ms": lat_ms[-1],
-                "sink extra wait ms": lat_ms[-1] - lat_ms[len(lat_ms) // 2],
+                "sink p50 latency ms": p50, "sink max latency ms": lat_ms[-1],
+                "pre-copy: extra wait ms": max(pre) - p50, "handover: extra wait ms": max(hand) - p50,
                 "lost": lost, "reordered": reordered, "duplicated": dup, **diag}
     finally:
         prog.stop()
