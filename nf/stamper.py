@@ -311,7 +311,7 @@ class Stamper:
     def _warm_neighbours(self, now: float) -> None:
         q = self._neigh_new
         while q:
-            self.neigh.want(q.popleft())
+            self.neigh.want(q.popleft(), now)
         self.neigh.tick(now)
 
     def status(self) -> dict[str, Any]:
