@@ -128,9 +128,9 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
         time.sleep(max(3.0, 1.5 * flows / rate))  # every flow has state at the source
         with ControlClient(dep.primary.control) as cc:
             n_flows = sum(int(w.get("flows_owned", 0)) for w in cc.status()["workers"])
-        t_move = (time.time_ns(), 0)
+        t_start = time.time_ns()
         rep = migrate_groups(store, SERVICE, range(GROUPS), target, settle_ms=300, timeout_s=60)
-        t_move = (t_move[0], time.time_ns())
+        t_end = time.time_ns()
         sender.wait(120)
         time.sleep(1.0)
         res = net.stop_read(sink, sink_out)
@@ -138,10 +138,12 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
         lat_ms = sorted(x / 1e6 for x in res["latency_ns"]) or [0.0]
         p50 = lat_ms[len(lat_ms) // 2]
         # packets sent during the pre-copy (duplication + snapshot + deltas) and from the handover on
-        t_hand = t_move[0] + int(rep.precopy_ms * 1e6)
-        pre, hand = [0.0], [0.0]
+        # (a delta-only move has no pre-copy: its extra wait is reported as 0)
+        t_hand = t_start + int(rep.precopy_ms * 1e6)
+        pre: list[float] = []
+        hand: list[float] = []
         for x, t in zip(res["latency_ns"], res["sent_ns"], strict=True):
-            if t_move[0] <= t <= t_move[1]:
+            if t_start <= t <= t_end:
                 (pre if t < t_hand else hand).append(x / 1e6)
         sent = net.stop_read(sender, sent_out)["sent"]
         sent_by_addr = {f"10.98.1.2:{sport + i}": n for i, n in enumerate(sent)}
@@ -171,7 +173,8 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
         return {"flows at source": n_flows, "flows moved": rep.flows, "pre-copy ms": rep.precopy_ms,
                 "handover ms": rep.handover_ms, "steer ms": rep.steer_ms, "total ms": rep.total_ms,
                 "sink p50 latency ms": p50, "sink max latency ms": lat_ms[-1],
-                "pre-copy: extra wait ms": max(pre) - p50, "handover: extra wait ms": max(hand) - p50,
+                "pre-copy: extra wait ms": max(pre, default=p50) - p50,
+                "handover: extra wait ms": max(hand, default=p50) - p50,
                 "lost": lost, "reordered": reordered, "duplicated": dup, **diag}
     finally:
         prog.stop()
