@@ -49,7 +49,7 @@ from nf.instance_config import InstanceConfig, parse_addr
 from nf.metrics import Metrics, bucket_of
 from nf.neigh import NeighbourWarmer
 from nf.replication import protocol
-from nf.replication.primary import ReplicaChannel
+from nf.replication.primary import ReplicaChannel, SnapshotStream
 from nf.replication.replica import InboundChannel
 from nf.types import NFContext, NFLogic, create
 
@@ -311,6 +311,8 @@ class Worker:
                 t = min(t, 1.0)
         if self.ops or self.frozen:
             t = min(t, 5.0)
+        if any(ch.stream is not None for ch in self.channels):
+            t = 0.0  # a snapshot is being streamed: its next chunk right after this poll
         if self.release_hold_until:
             t = min(t, (self.release_hold_until - now) / 1e6)
         return max(0, int(t + 0.999))
@@ -324,6 +326,8 @@ class Worker:
             self._check_gaps(now)
         hb_ns = self.ecfg.heartbeat_ms * 1e6
         for ch in self.channels:
+            if ch.stream is not None and ch.connected:
+                self._stream_snapshot(ch, ch.stream)
             if not ch.connected and not ch.connecting and now >= ch.next_attempt_ns:
                 ch.start_connect(now)
             elif ch.connected and (now - ch.last_tx_ns >= hb_ns or (
@@ -686,6 +690,9 @@ class Worker:
                     ch.send(frame)
                     c["deltas_sent"] += 1
                     c["replicated_bytes"] += len(frame)
+                elif ch.stream is not None:  # streaming a snapshot: its last chunk re-sends these
+                    ch.stream.touched_seq.update(self.dirty_seq, self.removed_seq)
+                    ch.stream.touched_state.update(self.nf.dirty, self.removed_state)
         self.dirty_seq.clear()
         self.nf.dirty.clear()
         self.removed_seq.clear()
@@ -835,30 +842,65 @@ class Worker:
                         self._progress_ops()
 
     def _send_snapshot(self, ch: ReplicaChannel) -> None:
-        """HELLO + full state in chunks; its ack covers every batch closed so far."""
+        """Start streaming HELLO + full state to ``ch`` (see :class:`SnapshotStream`); the first
+        chunk leaves now, the rest one per loop turn (:meth:`_stream_snapshot` from the timers)."""
         self._close_batch(time.time_ns())
         ch.send(protocol.hello(self.lease, self.cfg.name, self.epoch, self.cfg.workers, self.idx,
                                self.cfg.flow_groups))
-        entries = protocol.FlowDelta()
-        for k, fs in self.seqs.items():
-            if fs.owned:
-                entries.seqs.append((k, fs.group, fs.epoch, fs.next))
+        ch.snap_seq = -1
+        ch.stream = SnapshotStream(list(self.seqs), list(self.nf.state))
+        self._stream_snapshot(ch, ch.stream, first=True)
+
+    def _stream_snapshot(self, ch: ReplicaChannel, st: SnapshotStream, first: bool = False) -> None:
+        """Send the next ``snapshot_chunk_flows`` flows of ``st``; when none are left, the last
+        chunk: the batch closed, then every flow touched since the stream began, as it is now (or
+        its removal). Its ack covers every batch closed so far (``snap_seq``)."""
+        n = self.ecfg.snapshot_chunk_flows
+        lo, hi = st.pos, st.pos + n
+        st.pos = hi
+        part = self._snapshot_entries(st.seq_keys[lo:hi], st.state_keys[lo:hi], removed=False)
+        if st.remaining > 0:
+            self._send_snapshot_frame(ch, part, protocol.SNAP_FIRST if first else 0)
+            return
+        if part.seqs or part.states or first:
+            self._send_snapshot_frame(ch, part, protocol.SNAP_FIRST if first else 0)
+        self._close_batch(time.time_ns())  # after it, ``touched`` holds every change so far
+        last = self._snapshot_entries(list(st.touched_seq), list(st.touched_state), removed=True)
+        for i in range(0, max(len(last.seqs), len(last.states), 1), n):
+            part = protocol.FlowDelta(last.seqs[i:i + n], last.states[i:i + n])
+            end = i + n >= max(len(last.seqs), len(last.states))
+            self._send_snapshot_frame(ch, part, protocol.SNAP_LAST if end else 0)
+        if ch.stream is st:  # not failed (closed) while sending: the reconnect starts over
+            ch.stream = None
+            ch.needs_snapshot = False
+            ch.snap_seq = self.batch_seq
+
+    def _snapshot_entries(self, seq_keys: list[bytes], state_keys: list[bytes],
+                          removed: bool) -> protocol.FlowDelta:
+        """Entries of the owned flows among the keys, as they are now; ``removed``: a key that is
+        gone (expired, moved away) becomes a removal entry instead of being skipped."""
+        fd = protocol.FlowDelta()
+        seqs = self.seqs
+        for k in seq_keys:
+            fs = seqs.get(k)
+            if fs is not None and fs.owned:
+                fd.seqs.append((k, fs.group, fs.epoch, fs.next))
+            elif fs is None and removed:
+                fd.seqs.append((k, 0, SEQ_REMOVED, 0))
         nf = self.nf
-        for sk in list(nf.state):
-            if sk not in self.replica_of:
-                entries.states.append((sk, nf.groups.get(sk, 0), nf.dump(sk)))
-        chunk = 4096
-        total = max(len(entries.seqs), len(entries.states))
-        first = True
-        for i in range(0, max(total, 1), chunk):
-            part = protocol.FlowDelta(entries.seqs[i:i + chunk], entries.states[i:i + chunk])
-            flags = (protocol.SNAP_FIRST if first else 0) | (protocol.SNAP_LAST if i + chunk >= total else 0)
-            frame = protocol.snapshot(self.epoch, self.batch_seq, flags, part)
-            ch.send(frame)
-            self.c["replicated_bytes"] += len(frame)
-            first = False
-        ch.needs_snapshot = False
-        ch.snap_seq = self.batch_seq
+        state, replica_of = nf.state, self.replica_of
+        for sk in state_keys:
+            if sk in state:
+                if sk not in replica_of:
+                    fd.states.append((sk, nf.groups.get(sk, 0), nf.dump(sk)))
+            elif removed:
+                fd.states.append((sk, 0, None))
+        return fd
+
+    def _send_snapshot_frame(self, ch: ReplicaChannel, part: protocol.FlowDelta, flags: int) -> None:
+        frame = protocol.snapshot(self.epoch, self.batch_seq, flags, part)
+        ch.send(frame)
+        self.c["replicated_bytes"] += len(frame)
 
     def _fence_self(self, epoch: int, why: str) -> None:
         if not self.fenced:
@@ -938,7 +980,7 @@ class Worker:
             return
         self.known_epoch[lease] = msg.epoch
         if isinstance(msg, protocol.Delta):
-            if msg.snapshot_flags:
+            if msg.snapshot:
                 if msg.snapshot_flags & protocol.SNAP_FIRST:
                     self._drop_replica_lease(lease)
                 self._apply(lease, msg.entries)

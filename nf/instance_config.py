@@ -51,7 +51,10 @@ class EngineConfig:
     the move's downtime, during which the moved flows are not processed at all);
     ``replica_log_max``: duplicated input a replica buffers per worker (packets);
     ``heartbeat_ms``: idle-channel heartbeat period; ``recv_burst``: datagrams read per poll wake-up;
-    ``flow_idle_timeout_s``: forget flows idle this long (0 = never; the stamper's must be larger)."""
+    ``flow_idle_timeout_s``: forget flows idle this long (0 = never; the stamper's must be larger);
+    ``snapshot_chunk_flows``: flows a primary puts into a joining replica's snapshot per loop turn
+    (the snapshot is streamed between packet bursts, so a 10k-flow pre-copy stalls forwarding for
+    one chunk at a time, not for the whole dump)."""
 
     batch_size: int = 32
     batch_timeout_ms: float = 2.0
@@ -66,10 +69,11 @@ class EngineConfig:
     recv_burst: int = 256
     rcvbuf_bytes: int = 8 * 1024 * 1024
     flow_idle_timeout_s: float = 0.0
+    snapshot_chunk_flows: int = 1024
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "buffer_size", "max_inflight", "reorder_max", "replica_log_max",
-                     "recv_burst"):
+                     "recv_burst", "snapshot_chunk_flows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"engine.{name}: must be >= 1, got {getattr(self, name)}")
         if self.batch_timeout_ms <= 0 or self.reorder_timeout_ms <= 0 or self.heartbeat_ms <= 0:

@@ -10,6 +10,14 @@ replica that joins late, or reconnects after a broken connection, converges to t
 state, and the snapshot's ack covers every earlier batch. While a channel is down its batches
 stay unacknowledged, so output stops rather than being released unreplicated (output commit);
 the control plane removes a dead replica (``remove_replica``) to resume.
+
+The snapshot is *streamed* (:class:`SnapshotStream`): the worker dumps ``snapshot_chunk_flows``
+flows per loop turn, between packet bursts, so a pre-copy of 10k flows never stops forwarding for
+the whole dump. The flows are not frozen meanwhile. Why the replica still converges: every flow
+the worker changes or removes after the stream started is remembered (``touched``), and the last
+chunk re-sends exactly those, dumped at that moment, after closing the open batch. So each flow's
+last word is the state at the last chunk, whose batch seq the replica's ack covers. No DELTA or
+RELEASED goes to the channel before that last chunk (``needs_snapshot`` stays set), as before.
 """
 
 from __future__ import annotations
@@ -25,6 +33,29 @@ from nf.replication import protocol
 log = logging.getLogger(__name__)
 
 RECONNECT_NS = 100_000_000  # 100 ms between connection attempts
+
+
+class SnapshotStream:
+    """A snapshot being streamed to one channel: the flows to dump, how far, what changed since.
+
+    ``seq_keys``/``state_keys`` are the wire-flow and NF-state keys present when the stream
+    started (dumped in order from ``pos``; a key gone by then is skipped); ``touched_seq``/
+    ``touched_state`` collect the keys of every batch closed (changed or removed flows) while the
+    stream runs, re-sent by the last chunk."""
+
+    __slots__ = ("pos", "seq_keys", "state_keys", "touched_seq", "touched_state")
+
+    def __init__(self, seq_keys: list[bytes], state_keys: list[bytes]) -> None:
+        self.seq_keys = seq_keys
+        self.state_keys = state_keys
+        self.pos = 0
+        self.touched_seq: set[bytes] = set()
+        self.touched_state: set[bytes] = set()
+
+    @property
+    def remaining(self) -> int:
+        """Flows (of the longer key list) not dumped yet."""
+        return max(len(self.seq_keys), len(self.state_keys)) - self.pos
 
 
 class ReplicaChannel:
@@ -47,6 +78,8 @@ class ReplicaChannel:
         self.gating = not joining
         #: batch seq of the snapshot sent on this connection (-1: not sent yet)
         self.snap_seq = -1
+        #: the snapshot being streamed on this connection (None: none, or sent)
+        self.stream: SnapshotStream | None = None
         self.reader = protocol.FrameReader()
         self.out = bytearray()
         self.last_tx_ns = 0
@@ -140,5 +173,6 @@ class ReplicaChannel:
         self.connected = False
         self.connecting = False
         self.snap_seq = -1
+        self.stream = None
         self.out.clear()
         self.reader = protocol.FrameReader()

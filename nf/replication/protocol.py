@@ -19,7 +19,9 @@ epoch it knows for that lease = fencing):
 * ``DELTA``    epoch, batch seq, released, SEQ entries, STATE entries — the state change of one
   closed batch; ``released`` = highest batch seq whose output the primary has sent (see below)
 * ``SNAPSHOT`` epoch, batch seq, flags (FIRST/LAST), entries — full state for a joining replica, in
-  chunks; the LAST chunk is acknowledged like a delta with that batch seq
+  chunks: FIRST on the first (the replica drops what it held of the lease), none on the middle
+  ones, LAST on the last (a single chunk has both); the LAST chunk is acknowledged like a delta
+  with that batch seq
 * ``ACK``      epoch, batch seq — the replica applied everything up to and including batch seq
 * ``FENCED``   known epoch, batch seq — NACK: your epoch is older than the lease's (you are fenced)
 * ``HEARTBEAT`` epoch, send time ns, released — liveness on an idle channel (echoed back by the
@@ -43,6 +45,7 @@ twice.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -96,8 +99,7 @@ def _frame(mtype: int, body: bytes) -> bytes:
 
 def _encode_entries(d: FlowDelta) -> bytes:
     parts = [_COUNTS.pack(len(d.seqs), len(d.states))]
-    pack_seq = _SEQ_ENTRY.pack
-    parts.extend(pack_seq(k, g, e, s) for k, g, e, s in d.seqs)
+    parts.extend(itertools.starmap(_SEQ_ENTRY.pack, d.seqs))  # C loop: a 10k-flow snapshot is hot
     pack_st = _STATE_HDR.pack
     for k, g, blob in d.states:
         if blob is None:
@@ -112,11 +114,12 @@ def _decode_entries(body: bytes, off: int, what: str) -> FlowDelta:
     try:
         nseq, nst = _COUNTS.unpack_from(body, off)
         off += _COUNTS.size
-        d = FlowDelta()
-        step = _SEQ_ENTRY.size
-        for _ in range(nseq):
-            d.seqs.append(_SEQ_ENTRY.unpack_from(body, off))
-            off += step
+        end = off + nseq * _SEQ_ENTRY.size
+        if end > len(body):
+            raise ProtocolError(f"{what}: {nseq} sequence entries run past the frame")
+        # fixed-size entries: one C loop (iter_unpack) instead of one Python call per flow
+        d = FlowDelta(list(_SEQ_ENTRY.iter_unpack(memoryview(body)[off:end])))
+        off = end
         hs = _STATE_HDR.size
         for _ in range(nst):
             k, g, ln = _STATE_HDR.unpack_from(body, off)
@@ -192,8 +195,11 @@ class Delta:
     epoch: int
     batch_seq: int
     entries: FlowDelta
-    snapshot_flags: int = 0  # 0 for DELTA; SNAP_* bits for SNAPSHOT
+    snapshot_flags: int = 0  # SNAP_* bits of a SNAPSHOT chunk (0: a middle chunk, or a DELTA)
     released: int = 0  # DELTA: highest batch seq whose output the primary sent
+    #: a SNAPSHOT chunk (applied at once), not a DELTA (held until released). Its own field because
+    #: a middle chunk has no flags: read as FIRST|LAST, it dropped the chunks before it
+    snapshot: bool = False
 
 
 @dataclass
@@ -235,7 +241,7 @@ def decode(mtype: int, body: bytes) -> Message:
             return Delta(e, s, _decode_entries(body, _DELTA_HDR.size, name), 0, r)
         if mtype == SNAPSHOT:
             e, s, fl = _SNAP_HDR.unpack_from(body)
-            return Delta(e, s, _decode_entries(body, _SNAP_HDR.size, name), fl or SNAP_FIRST | SNAP_LAST)
+            return Delta(e, s, _decode_entries(body, _SNAP_HDR.size, name), fl, snapshot=True)
         if mtype in (ACK, FENCED):
             e, s = _EPOCH_SEQ.unpack_from(body)
             return Ack(e, s, fenced=mtype == FENCED)

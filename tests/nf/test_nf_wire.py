@@ -63,7 +63,12 @@ def test_replication_frames_round_trip() -> None:
     assert msgs[0] == protocol.Hello("lease", "inst", 5, 2, 1, 64)
     assert isinstance(msgs[1], protocol.Delta) and msgs[1].entries == d and msgs[1].batch_seq == 10
     assert msgs[1].released == 8
-    assert isinstance(msgs[2], protocol.Delta) and msgs[2].snapshot_flags == 3
+    assert isinstance(msgs[2], protocol.Delta) and msgs[2].snapshot_flags == 3 and msgs[2].snapshot
+    assert not msgs[1].snapshot
+    # a middle chunk of a snapshot has no flags and is still a snapshot chunk (it was once read as
+    # FIRST|LAST: the replica then dropped every chunk before it)
+    middle = protocol.decode(*protocol.FrameReader().feed(protocol.snapshot(5, 11, 0, d))[0])
+    assert isinstance(middle, protocol.Delta) and middle.snapshot and middle.snapshot_flags == 0
     assert msgs[3] == protocol.Ack(5, 10)
     assert msgs[4] == protocol.Ack(6, 10, fenced=True)
     assert msgs[5] == protocol.Heartbeat(5, 123, 9)
@@ -78,3 +83,9 @@ def test_replication_rejects_garbage() -> None:
         protocol.decode(protocol.DELTA, b"\x00\x01")
     with pytest.raises(protocol.ProtocolError, match="unknown message type"):
         protocol.decode(99, b"")
+    # a count that promises more sequence entries than the frame holds: named, not an IndexError
+    one = protocol.delta(5, 10, protocol.FlowDelta([(b"k" * 13, 3, 1, 99)]))
+    body = bytearray(one[5:])  # after length + type
+    body[20:24] = (2).to_bytes(4, "big")  # nseq (after epoch 4 + batch 8 + released 8 bytes)
+    with pytest.raises(protocol.ProtocolError, match="sequence entries run past the frame"):
+        protocol.decode(protocol.DELTA, bytes(body))
