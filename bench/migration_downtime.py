@@ -11,7 +11,8 @@ processes, OVS userspace bridge programmed from the steering table), offers ``--
 
 Reports per mode the pre-copy time, the handover time (packets of the moved groups are held, not
 processed), the steering switch, the flows moved, and at the sink the packets lost, reordered and
-duplicated (all should be 0). The downtime a packet sees is longer than the handover: the target
+duplicated, and the flows whose counter at the target differs from what the sink received (all
+should be 0). The downtime a packet sees is longer than the handover: the target
 also holds its first output ``handover_release_hold_ms`` (20 ms) so the source's last packets arrive
 first. So the sink's one-way latency is reported too: its median over the run, and per phase of the
 move (pre-copy; handover and switch) the longest latency of the packets sent in it minus that
@@ -39,7 +40,7 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "nf"))
 
-from nfnet import SERVERS, wait_for
+from nfnet import SERVERS, instance_packets, wait_for
 from ovsnet import OvsNFNet
 
 from lab import netns, rootns
@@ -149,6 +150,9 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
         sent_by_addr = {f"10.98.1.2:{sport + i}": n for i, n in enumerate(sent)}
         lost, reordered, dup = _sink_stats(got, sent_by_addr)
         kdrops = {k: v - drops0.get(k, 0.0) for k, v in _kernel_drops(net).items()}
+        # state equal after the move: every moved flow's counter at the target == what the sink got
+        at_tgt = instance_packets(target.control)
+        wrong_state = sum(1 for a, seqs in got.items() if at_tgt.get(a) != len(set(seqs)))
         raw = {}
         for who, ep in (("src", dep.primary), ("tgt", target)):
             with ControlClient(ep.control) as cc:
@@ -175,7 +179,8 @@ def run_mode(net: OvsNFNet, wd: Path, mode: str, flows: int, rate: float, sport:
                 "sink p50 latency ms": p50, "sink max latency ms": lat_ms[-1],
                 "pre-copy: extra wait ms": max(pre, default=p50) - p50,
                 "handover: extra wait ms": max(hand, default=p50) - p50,
-                "lost": lost, "reordered": reordered, "duplicated": dup, **diag}
+                "lost": lost, "reordered": reordered, "duplicated": dup,
+                "flows with state != sink at target": wrong_state, **diag}
     finally:
         prog.stop()
         launcher.close()

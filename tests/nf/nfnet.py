@@ -210,6 +210,25 @@ def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Non
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def client_packets(export: dict[str, Any], client: str = CLIENT, owned_only: bool = False) -> dict[str, int]:
+    """``"ip:port"`` of the ``client`` end -> packets counted by the counter NF, from an instance's
+    ``export_state``; ``owned_only`` leaves out the flows it only holds as a replica."""
+    out: dict[str, int] = {}
+    for f in export["flows"]:
+        if owned_only and f["replica_of"]:
+            continue
+        _proto, a_ip, a_port, b_ip, b_port = f["key"].split("-")  # canonical order: either end first
+        ip, port = (a_ip, a_port) if a_ip == client else (b_ip, b_port)
+        out[f"{ip}:{port}"] = int(f["view"]["packets"])
+    return out
+
+
+def instance_packets(control: str) -> dict[str, int]:
+    """:func:`client_packets` of every flow the instance at ``control`` holds (owned or replica)."""
+    with ControlClient(control) as cc:
+        return client_packets(cc.export_state("all"))
+
+
 def seq_defects(seqs: list[int], n: int) -> str:
     """What differs between a flow's received sequence numbers and ``0..n-1`` in order, exactly once:
     the missing and duplicated numbers and the first out-of-order spot, for an assertion message

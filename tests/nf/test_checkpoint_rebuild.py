@@ -8,26 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
-from nfnet import CLIENT, DEEP_ENGINE, NF_IPS, SERVERS, NFNet
+from nfnet import DEEP_ENGINE, NF_IPS, SERVERS, NFNet, instance_packets
 from ovsnet import root_store
 
 from nf.checkpoint import Checkpointer, read_checkpoint, rebuild
-from nf.control import ControlClient
 from nf.launcher import HostSlot, LaunchSpec, ProcessLauncher
 from nf.steering import SteeringEntry, SteeringTable
 from nf.store import StoreConfig, open_store
 
 GROUPS = 16
-
-
-def _by_sport(control: str) -> dict[int, int]:
-    with ControlClient(control) as cc:
-        flows = cc.export_state("all")["flows"]
-    out = {}
-    for f in flows:
-        p = f["key"].split("-")
-        out[int(p[2] if p[1] == CLIENT else p[4])] = int(f["view"]["packets"])
-    return out
 
 
 @pytest.mark.netns
@@ -52,7 +41,7 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
         ck = Checkpointer(store, "cnt", a.control)
         assert ck.once() == (4, 0)
         assert ck.once() == (0, 0)  # nothing changed: nothing rewritten
-        before = _by_sport(a.control)
+        before = instance_packets(a.control)
         assert sorted(before.values()) == [200, 200, 200, 200]
         assert len(read_checkpoint(store, "cnt")["flows"]) == 4
 
@@ -60,12 +49,12 @@ def test_rebuild_from_checkpoint_on_another_host(nfnet: NFNet, tmp_path: Path) -
         b = launcher.launch(LaunchSpec(name="cnt-b", lease="cnt", role="primary", epoch=2, flow_groups=GROUPS,
                                        nf={"type": "counter"}, engine=DEEP_ENGINE), host="h2")
         assert rebuild(store, "cnt", b.control) == 4
-        assert _by_sport(b.control) == before
+        assert instance_packets(b.control) == before
         table.repoint("nf", range(GROUPS), b, (), 2, lease="cnt")
         time.sleep(0.5)  # the stamper follows the steering table
         net.send(f"{SERVERS[0]}:7000", flows=4, rate=2000, count=400, linger=0.3)  # same flows continue
         time.sleep(0.5)
-        assert _by_sport(b.control) == {sp: n + 100 for sp, n in before.items()}
+        assert instance_packets(b.control) == {addr: n + 100 for addr, n in before.items()}
         got = net.stop_read(sink, sink_out)["flows"]
         assert sorted(len(v) for v in got.values()) == [300, 300, 300, 300]
     finally:

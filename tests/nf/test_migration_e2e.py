@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nfnet import CLIENT, DEEP_ENGINE, SERVERS, seq_defects, wait_for
+from nfnet import DEEP_ENGINE, SERVERS, instance_packets, seq_defects, wait_for
 from ovsnet import OvsNFNet
 
 from lab.netns import Topology
-from nf.control import ControlClient
 from nf.failover import deploy_pair
 from nf.launcher import LaunchSpec, ProcessLauncher
 from nf.migration import migrate_groups
@@ -37,17 +36,6 @@ def ovsnet(tmp_path: Path) -> Iterator[OvsNFNet]:
             yield net
         finally:
             net.close()
-
-
-def _counters(control: str) -> dict[int, int]:
-    """client source port -> packets counted by the instance's counter NF."""
-    with ControlClient(control) as cc:
-        flows = cc.export_state("all")["flows"]
-    out = {}
-    for f in flows:
-        parts = f["key"].split("-")
-        out[int(parts[2] if parts[1] == CLIENT else parts[4])] = int(f["view"]["packets"])
-    return out
 
 
 @pytest.mark.netns
@@ -82,7 +70,7 @@ def test_migration_under_traffic_loses_and_reorders_nothing(ovsnet: OvsNFNet, tm
         for a, seqs in got.items():
             assert seqs == list(range(PER_FLOW)), f"{a}: {seq_defects(seqs, PER_FLOW)}"
         # state equal after the move: the target's counters == what the sink received
-        assert _counters(target.control) == {int(a.split(":")[1]): len(s) for a, s in got.items()}
+        assert instance_packets(target.control) == {a: len(s) for a, s in got.items()}
         e = SteeringTable(store).get(SERVICE, "3")
         assert e is not None and e.primary.instance == target.instance and e.lease == "svcb"
         # the source's duplication rule is gone (the target has no secondary)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from nfnet import NFNet, wait_for
+from nfnet import NFNet, client_packets, wait_for
 
 pytestmark = [pytest.mark.netns]
 
@@ -31,12 +31,7 @@ def test_kill9_primary_promote_secondary(nfnet: NFNet) -> None:
     wait_for(lambda: s.status()["inflight_batches"] == 0, what="secondary drained")
     time.sleep(0.5)
     got = nfnet.stop_read(sink, out)["flows"]
-    state = s.export_state()
-    counters = {}
-    for f in state["flows"]:
-        a, b = f["key"].split("-")[1:3], f["key"].split("-")[3:5]
-        client = a if a[0] == "10.98.1.2" else b
-        counters[f"{client[0]}:{client[1]}"] = f["view"]["packets"]
+    counters = client_packets(s.export_state())
     assert len(got) == flows
     dups = 0
     for addr, seqs in got.items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from nfnet import NFNet, wait_for
+from nfnet import NFNet, client_packets, wait_for
 
 pytestmark = [pytest.mark.netns]
 
@@ -28,11 +28,7 @@ def test_promotion_fences_the_live_old_primary(nfnet: NFNet) -> None:
     assert p.metrics()["released"] == released_at_fence, "a fenced primary released output"
     assert p.metrics()["fenced_nacks"] >= 1
     got = nfnet.stop_read(sink, out)["flows"]
-    counters = {}
-    for f in s.export_state()["flows"]:
-        parts = f["key"].split("-")
-        client = parts[1:3] if parts[1] == "10.98.1.2" else parts[3:5]
-        counters[f"{client[0]}:{client[1]}"] = f["view"]["packets"]
+    counters = client_packets(s.export_state())
     for addr, seqs in got.items():
         first = list(dict.fromkeys(seqs))
         assert first == list(range(750)), f"{addr}: lost or reordered across the promotion"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
 
 import pytest
-from nfnet import NFNet, seq_defects, wait_for
+from nfnet import NFNet, client_packets, seq_defects, wait_for
 
 from nf.flow import canonical_key, group_of_key
 
@@ -20,18 +19,6 @@ GROUPS = 16
 def _group(sport: int) -> int:
     key, _ = canonical_key(17, socket.inet_aton("10.98.1.2"), sport, socket.inet_aton("10.98.2.2"), 5000)
     return group_of_key(key, GROUPS)
-
-
-def _client_counts(export: dict[str, Any]) -> dict[str, int]:
-    out = {}
-    for f in export["flows"]:
-        if f["replica_of"]:
-            continue
-        parts = f["key"].split("-")
-        a, b = parts[1:3], parts[3:5]
-        client = a if a[0] == "10.98.1.2" else b
-        out[f"{client[0]}:{client[1]}"] = f["view"]["packets"]
-    return out
 
 
 @pytest.mark.parametrize("nfnet", [("p", "b")], indirect=True)
@@ -53,7 +40,7 @@ def test_move_flow_groups_loss_free_order_preserving(nfnet: NFNet) -> None:
     assert len(got) == flows
     for addr, seqs in got.items():
         assert seqs == list(range(1000)), f"{addr}: {seq_defects(seqs, 1000)}"
-    at_b, at_p = _client_counts(b.export_state()), _client_counts(p.export_state())
+    at_b, at_p = (client_packets(x.export_state(), owned_only=True) for x in (b, p))
     for i in range(flows):
         addr = f"10.98.1.2:{40000 + i}"
         owner = at_b if _group(40000 + i) in moved else at_p
