@@ -173,6 +173,9 @@ class Worker:
         #: replica side: per lease, deltas acknowledged but not applied until the primary
         #: reports them released (see nf.replication.protocol, "Why released")
         self.unapplied: dict[str, deque[tuple[int, protocol.FlowDelta]]] = {}
+        #: replica side: per lease, the state keys a snapshot being received has installed so far;
+        #: what the lease held before and the snapshot does not re-send is dropped at its LAST chunk
+        self.snap_seen: dict[str, set[bytes]] = {}
         self.out_len = 0
         self.input_q: deque[tuple[bytes, int, bool]] = deque()
         self.input_cap = self.ecfg.buffer_size * self.ecfg.batch_size
@@ -981,10 +984,18 @@ class Worker:
         self.known_epoch[lease] = msg.epoch
         if isinstance(msg, protocol.Delta):
             if msg.snapshot:
+                # Until the LAST chunk, flows the snapshot has not reached keep what this replica
+                # held (a reconnecting secondary): should the primary die mid-stream, the promoted
+                # replica replays their logged input onto that state instead of starting them fresh
                 if msg.snapshot_flags & protocol.SNAP_FIRST:
-                    self._drop_replica_lease(lease)
+                    self.unapplied.pop(lease, None)  # acked, never released: their input replays
+                    self.snap_seen[lease] = set()
                 self._apply(lease, msg.entries)
+                seen = self.snap_seen.get(lease)
+                if seen is not None:
+                    seen.update(sk for sk, _g, _blob in msg.entries.states)
                 if msg.snapshot_flags & protocol.SNAP_LAST:
+                    self._drop_replica_lease(lease, keep=self.snap_seen.pop(lease, set()))
                     ic.send(protocol.ack(msg.epoch, msg.batch_seq))
             else:
                 # held (acknowledged) now, applied once the primary reports it released
@@ -1016,9 +1027,11 @@ class Worker:
         while q and q[0][0] <= upto:
             self._apply(lease, q.popleft()[1])
 
-    def _drop_replica_lease(self, lease: str) -> None:
+    def _drop_replica_lease(self, lease: str, keep: set[bytes] | frozenset[bytes] = frozenset()) -> None:
+        """Forget what this replica holds of ``lease`` (its unapplied deltas and flow states),
+        except the state keys in ``keep``."""
         self.unapplied.pop(lease, None)
-        for sk in [k for k, ls in self.replica_of.items() if ls == lease]:
+        for sk in [k for k, ls in self.replica_of.items() if ls == lease and k not in keep]:
             self.nf.remove(sk)
             del self.replica_of[sk]
 
@@ -1331,6 +1344,7 @@ class Worker:
             del self.inbound[fd]  # in place: the poll loop holds a reference to this dict
         replay_before = self.c["replayed"]
         dropped = self.unapplied.pop(lease, deque())  # maybe unreleased: replay their input instead
+        self.snap_seen.pop(lease, None)  # a snapshot cut short by the primary's death: keep all
         n = self._adopt(None, lease)
         self.c["failovers"] += 1
         for ch in self.channels:

@@ -11,6 +11,8 @@ primary's per-flow state and next sequence numbers, equal to what the sink recei
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -65,3 +67,41 @@ def test_streamed_snapshot_under_traffic_converges(nfnet: NFNet) -> None:
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {len(diff)} differences, e.g. {sorted(diff)[:6]}") from None
     assert p.metrics()["dropped"] == 0
+
+
+def test_replica_keeps_its_flows_while_a_resent_snapshot_streams(nfnet: NFNet) -> None:
+    """A secondary that is re-sent a snapshot (its channel was re-established) keeps what it held
+    until the last chunk: stopped mid-stream, the primary leaves it with every flow, not only the
+    flows of the chunks that arrived (a promotion then would restart the rest from zero)."""
+    s = nfnet.instance("s", "s", {"type": "counter"}, role="secondary")
+    p = nfnet.instance("p", "p", {"type": "counter"}, replicas=["10.98.0.12:9200"],
+                       engine={**DEEP_ENGINE, "snapshot_chunk_flows": 1})
+    nfnet.stamper([{"groups": "all", "target": {"primary": "10.98.0.11:9000"}}])
+    sink, out = nfnet.sink("rs", 5000)
+    nfnet.send("10.98.2.2:5000", flows=5000, rate=5000, count=5000)
+    wait_for(lambda: all(r["lag_batches"] == 0 for w in p.status()["workers"] for r in w["replicas"]),
+             timeout_s=20, what="the secondary caught up")
+    views = _views(p.export_state("all"))
+    assert len(views) == 5000
+    wait_for(lambda: _views(s.export_state("all")) == views, timeout_s=10, what="secondary == primary")
+    applied = s.metrics()["deltas_applied"]  # counts snapshot chunks too
+    p.remove_replica("10.98.0.12:9200")
+    p.add_replica("10.98.0.12:9200")  # a new channel: HELLO, then the snapshot, one flow per turn
+    deadline = time.monotonic() + 10
+    while s.metrics()["deltas_applied"] < applied + 2:  # no sleep: the stream lasts ~0.1-0.3 s
+        assert time.monotonic() < deadline, "the re-sent snapshot's first chunks never arrived"
+    pid = nfnet.procs["p"].pid
+    os.killpg(pid, signal.SIGSTOP)  # the primary stops while streaming 5000 one-flow chunks
+    try:
+        time.sleep(0.5)  # the replica applies what reached it
+        chunks = s.metrics()["deltas_applied"] - applied
+        assert chunks < 5000, f"the snapshot was complete ({chunks} chunks) before the stop"
+        held = _views(s.export_state("all"))
+        assert held == views, f"{len(views) - len(held)} of 5000 flows lost their state mid-stream"
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    wait_for(lambda: all(r["gating"] and r["lag_batches"] == 0
+                         for w in p.status()["workers"] for r in w["replicas"]),
+             timeout_s=20, what="the re-sent snapshot acknowledged")
+    wait_for(lambda: _views(s.export_state("all")) == views, timeout_s=10, what="secondary == primary")
+    assert sum(len(v) for v in nfnet.stop_read(sink, out)["flows"].values()) == 5000
