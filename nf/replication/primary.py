@@ -17,7 +17,10 @@ the whole dump. The flows are not frozen meanwhile. Why the replica still conver
 the worker changes or removes after the stream started is remembered (``touched``), and the last
 chunk re-sends exactly those, dumped at that moment, after closing the open batch. So each flow's
 last word is the state at the last chunk, whose batch seq the replica's ack covers. No DELTA or
-RELEASED goes to the channel before that last chunk (``needs_snapshot`` stays set), as before.
+RELEASED goes to the channel before that last chunk (``needs_snapshot`` stays set), as before;
+heartbeats do, and the ``released`` they carry finds no held delta to apply. The replica keeps what
+it held of the lease until the last chunk (a reconnecting secondary), then drops what the snapshot
+did not re-send.
 """
 
 from __future__ import annotations
