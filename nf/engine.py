@@ -852,13 +852,14 @@ class Worker:
                                self.cfg.flow_groups))
         ch.snap_seq = -1
         ch.stream = SnapshotStream(list(self.seqs), list(self.nf.state))
-        self._stream_snapshot(ch, ch.stream, first=True)
+        self._stream_snapshot(ch, ch.stream)
 
-    def _stream_snapshot(self, ch: ReplicaChannel, st: SnapshotStream, first: bool = False) -> None:
+    def _stream_snapshot(self, ch: ReplicaChannel, st: SnapshotStream) -> None:
         """Send the next ``snapshot_chunk_flows`` flows of ``st``; when none are left, the last
         chunk: the batch closed, then every flow touched since the stream began, as it is now (or
         its removal). Its ack covers every batch closed so far (``snap_seq``)."""
         n = self.ecfg.snapshot_chunk_flows
+        first = st.pos == 0
         lo, hi = st.pos, st.pos + n
         st.pos = hi
         part = self._snapshot_entries(st.seq_keys[lo:hi], st.state_keys[lo:hi], removed=False)

@@ -19,9 +19,9 @@ epoch it knows for that lease = fencing):
 * ``DELTA``    epoch, batch seq, released, SEQ entries, STATE entries — the state change of one
   closed batch; ``released`` = highest batch seq whose output the primary has sent (see below)
 * ``SNAPSHOT`` epoch, batch seq, flags (FIRST/LAST), entries — full state for a joining replica, in
-  chunks: FIRST on the first (the replica drops what it held of the lease), none on the middle
-  ones, LAST on the last (a single chunk has both); the LAST chunk is acknowledged like a delta
-  with that batch seq
+  chunks: FIRST on the first (the replica drops the lease's held deltas and starts counting what
+  it receives), none on the middle ones, LAST on the last (the replica drops the lease's flows the
+  snapshot did not re-send); the LAST chunk is acknowledged like a delta with that batch seq
 * ``ACK``      epoch, batch seq — the replica applied everything up to and including batch seq
 * ``FENCED``   known epoch, batch seq — NACK: your epoch is older than the lease's (you are fenced)
 * ``HEARTBEAT`` epoch, send time ns, released — liveness on an idle channel (echoed back by the
