@@ -8,6 +8,7 @@ outage test). Production hosts get InfluxDB from the ``influxdb`` Ansible role i
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -116,12 +117,22 @@ class InfluxdServer:
         self.create_database(self.database)
 
     def create_database(self, name: str, drop_first: bool = False) -> None:
-        """``CREATE DATABASE`` (optionally dropping it first, for a clean test database)."""
+        """``CREATE DATABASE`` (optionally dropping it first, for a clean test database).
+
+        The response body is read to its end and checked: influxd 1.x sends the 200 header
+        before it runs the statement and aborts the statement when the client hangs up, so a
+        caller that closed the connection on the header could find the database missing later
+        (seen as "database not found" on the first write).
+        """
         stmts = ([f'DROP DATABASE "{name}"'] if drop_first else []) + [f'CREATE DATABASE "{name}"']
         for q in stmts:
             data = urllib.parse.urlencode({"q": q}).encode()
-            with urllib.request.urlopen(urllib.request.Request(f"{self.url}/query", data=data), timeout=10):
-                pass
+            req = urllib.request.Request(f"{self.url}/query", data=data)
+            with urllib.request.urlopen(req, timeout=10) as r:
+                body = json.loads(r.read() or b"{}")
+            errors = [res["error"] for res in body.get("results", []) if "error" in res]
+            if "error" in body or errors:
+                raise RuntimeError(f"influxd {self.url}: {q}: {body.get('error') or errors[0]}")
 
     def stop(self) -> None:
         """SIGTERM influxd (SIGKILL after 10 s) and wait; data stays for the next start()."""
