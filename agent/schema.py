@@ -184,6 +184,7 @@ NF = Measurement(
         _counter("migration_dropped", "packets", "packets of groups being handed over dropped (hold full)"),
         _counter("flows_expired", "flows", "flows forgotten after flow_idle_timeout_s without packets"),
         _counter("egress_errors", "packets", "released packets the egress socket failed to send"),
+        _counter("recv_errors", "calls", "failed receive calls on a data socket (not \"nothing waiting\")"),
         _counter("nf_dropped", "packets", "packets the NF logic dropped on purpose (deny, no NAT port)"),
         _counter("dropped", "packets", "input-buffer tail drops (DEFT 'Packets Dropped')"),
         _counter("socket_dropped", "packets", "kernel receive-buffer overflows of the NF's sockets"),

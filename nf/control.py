@@ -14,7 +14,8 @@ Commands (instance-wide; the instance fans them out to every worker and merges t
                    (so never queued behind packets): ``workers_alive``, ``progress_age_ms`` (the
                    slowest worker's last loop iteration) - what the failure detector polls
 ``status``         role, lease, epoch, fenced, flows, per-worker replication channels (lag, last
-                   heard ms) — what the agent polls
+                   heard ms) — what the agent polls; ``io``: ``mmsg`` when the workers use the
+                   compiled burst I/O (``nf/_burst.c``), ``python`` otherwise (``nf.burst``)
 ``metrics``        DEFT's metric set + FT counters (``nf.metrics.summarize``) and ``raw`` counters
 ``promote``        ``epoch`` (int, required), ``lease`` (default: own): secondary -> primary; the
                    replica flows are owned and their uncommitted buffered input is replayed in order

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from nf import burst as burst_io
 from nf import flow as flowmod
 from nf import shim
 from nf.instance_config import InstanceConfig, parse_addr
@@ -60,11 +61,12 @@ HANDOVER_TIMEOUT_NS = 20_000_000_000  # a target that does not take over within 
 _SHIM = shim.SHIM
 _TS = struct.Struct("!Q")  # the shim's ingress timestamp at offset 24
 _wire_key = flowmod.wire_key
+_recv_burst = burst_io.recv_burst
+_send_burst = burst_io.send_burst
 _time_ns = time.time_ns
 _SHIM_LEN = shim.SHIM_LEN
 _MAGIC = shim.MAGIC
 _MIN_DGRAM = shim.SHIM_LEN + 20
-_RECV_MAX = 65535  # bytes: any UDP datagram fits
 _WCACHE_MAX = 1 << 18  # entries per protocol in the flow-key cache (cleared when full)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
@@ -183,7 +185,6 @@ class Worker:
         self.inbound: dict[int, InboundChannel] = {}
         self.ops: list[PendingOp] = []
         self._req = 0
-        self._dst_cache: dict[bytes, tuple[str, int]] = {}
         #: IP protocol -> (src ip, dst ip, sport, dport bytes) -> (canonical key, forward)
         self._wcache: dict[int, dict[bytes, tuple[bytes, bool]]] = {6: {}, 17: {}}
         self._last_gap_check = 0
@@ -391,7 +392,6 @@ class Worker:
         same decisions. One clock read per burst for the receive time; the canonical flow key of
         a packet's addresses/ports is cached per protocol (a pure function of those 12 bytes).
         """
-        recv = sock.recv
         slow = self._on_datagram
         now = _time_ns()
         if not self.m.first_rx_ns:
@@ -406,15 +406,13 @@ class Worker:
         dirty_add = self.dirty_seq.add
         input_q = self.input_q
         c = self.c
-        n = 0
-        for _ in range(self.ecfg.recv_burst):
-            try:
-                d = recv(_RECV_MAX)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
-            n += 1
+        try:
+            burst = _recv_burst(sock, self.ecfg.recv_burst)
+        except OSError as exc:
+            c["recv_errors"] += 1
+            log.debug("worker %d: receive error: %s", self.idx, exc)
+            return
+        for d in burst:
             ln = len(d)
             if ln < _MIN_DGRAM + 4 or d[32] != 0x45 or d[38] & 0x1F or d[39] or input_q or self.fenced \
                     or len(inflight) >= maxin:
@@ -465,7 +463,7 @@ class Worker:
             self.batch_n += 1
             if self.batch_n >= bsize:
                 self._close_batch(t1)
-        c["received"] += n
+        c["received"] += len(burst)
 
     def _on_datagram(self, d: bytes, rx: int, dup: bool) -> None:
         c = self.c
@@ -750,23 +748,11 @@ class Worker:
             self._drain_input_q()
 
     def _release(self, b: Batch) -> None:
+        errors, nbytes = _send_burst(self.egress, b.outs)
         now = time.time_ns()
         c = self.c
-        send = self.egress.sendto
-        cache = self._dst_cache
-        nbytes = 0
-        for out in b.outs:
-            dk = out[16:20]
-            dst = cache.get(dk)
-            if dst is None:
-                if len(cache) >= _WCACHE_MAX:
-                    cache.clear()
-                dst = cache[dk] = (socket.inet_ntoa(dk), 0)
-            try:
-                send(out, dst)
-            except OSError:
-                c["egress_errors"] += 1
-            nbytes += len(out)
+        if errors:
+            c["egress_errors"] += errors
         n = len(b.outs)
         self.out_len -= n
         c["released"] += n
@@ -1395,6 +1381,7 @@ class Worker:
         return {
             "worker": self.idx, "role": self.role, "lease": self.lease, "epoch": self.epoch,
             "fenced": self.fenced, "known_epochs": dict(self.known_epoch),
+            "io": "mmsg" if burst_io.ACCELERATED else "python",
             "flows_owned": owned, "flows_replica": len(self.seqs) - owned,
             "states": len(self.nf.state), "states_replica": len(self.replica_of),
             "batch_seq": self.batch_seq, "inflight_batches": len(self.inflight),

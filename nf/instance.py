@@ -257,7 +257,7 @@ class Instance:
             first = results[0]
             return {
                 "instance": self.cfg.name, "pid": os.getpid(), "role": first["role"],
-                "lease": first["lease"], "epoch": first["epoch"],
+                "lease": first["lease"], "epoch": first["epoch"], "io": first["io"],
                 "fenced": any(r["fenced"] for r in results),
                 "flows_owned": sum(r["flows_owned"] for r in results),
                 "flows_replica": sum(r["flows_replica"] for r in results),

@@ -85,6 +85,7 @@ COUNTERS: tuple[str, ...] = (
     "forwarded",           # packets of moved flows forwarded to their new owner
     "migration_dropped",   # accepted packets of groups being handed over dropped (hold full): 0 expected
     "egress_errors",       # sendto() of a released packet failed (no route, buffer full)
+    "recv_errors",         # receive calls on a data socket that failed (not "nothing waiting")
     "batches",             # batches closed
     "deltas_sent",         # DELTA messages sent (x replicas)
     "deltas_applied",      # DELTA/SNAPSHOT messages applied as a replica

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   iproute2 iptables nftables openssh-server openssh-client procps psmisc iputils-ping
   openvswitch-switch docker.io debootstrap supervisor redis-server influxdb
   tcpdump tcpreplay ethtool python3-venv python3-pip
+  gcc  # builds nf._burst (the NF workers' recvmmsg/sendmmsg I/O); without it they use Python I/O
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,4 +26,4 @@ fi
 echo "== pip: requirements.txt + this repo"
 python3 -m pip install -q -r requirements.txt
 python3 -m pip install -q -e .
-echo "== installed: $(command -v deftctl)"
+echo "== installed: $(command -v deftctl); NF socket I/O: $(python3 -c 'import nf.burst as b; print("mmsg (compiled)" if b.ACCELERATED else "python (nf._burst not built)")')"

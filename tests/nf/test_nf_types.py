@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from nfnet import NFNet, wait_for
 
+from nf import burst
+
 pytestmark = [pytest.mark.netns]
 
 STEER_ALL = [{"groups": "all", "target": {"primary": "10.98.0.11:9000", "secondaries": ["10.98.0.12:9100"]}}]
@@ -18,8 +20,14 @@ def _pair(net: NFNet, nf: dict[str, Any], statestore: str | None = None) -> None
     net.instance("p", "p", nf, replicas=["10.98.0.12:9200"], statestore=statestore)
 
 
-def test_counter_forwards_and_counts(nfnet: NFNet) -> None:
+@pytest.mark.parametrize("io", ["mmsg", "python"])
+def test_counter_forwards_and_counts(nfnet: NFNet, io: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both socket I/O paths (nf.burst: compiled recvmmsg/sendmmsg, or Python) deliver the same."""
+    if io == "mmsg" and not burst.ACCELERATED:
+        pytest.skip("nf._burst not built (no C compiler at install): only the Python I/O path here")
+    monkeypatch.setenv("DEFT_NF_PURE_IO", "1" if io == "python" else "0")
     _pair(nfnet, {"type": "counter"})
+    assert nfnet.clients["p"].status()["io"] == io
     nfnet.stamper(STEER_ALL)
     sink, out = nfnet.sink("c", 5000)
     nfnet.send("10.98.2.2:5000", flows=4, rate=2000, count=800)

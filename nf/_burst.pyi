@@ -1,0 +1,6 @@
+"""Types of the compiled nf._burst (nf/_burst.c); see nf/burst.py."""
+
+import socket
+
+def recv_burst(sock: socket.socket, max: int, /) -> list[bytes]: ...
+def send_burst(sock: socket.socket, pkts: list[bytes], /) -> tuple[int, int]: ...
