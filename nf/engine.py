@@ -39,6 +39,7 @@ import socket
 import struct
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -656,21 +657,12 @@ class Worker:
 
     # ---- batches, output commit ------------------------------------------------------------
     def _build_delta(self) -> protocol.FlowDelta:
-        fd = protocol.FlowDelta()
-        seqs = self.seqs
-        for k in self.dirty_seq:
-            fs = seqs.get(k)
-            if fs is not None and fs.owned:
-                fd.seqs.append((k, fs.group, fs.epoch, fs.next))
-        for k in self.removed_seq:
-            fd.seqs.append((k, 0, SEQ_REMOVED, 0))
+        """The batch's DELTA: every flow changed or removed in it, as it is now (one entry per
+        flow: a flow removed and seen again in the same batch is an update, not both)."""
+        seq_keys = self.dirty_seq | self.removed_seq if self.removed_seq else self.dirty_seq
         nf = self.nf
-        for sk in nf.dirty:
-            if sk in nf.state and sk not in self.replica_of:
-                fd.states.append((sk, nf.groups.get(sk, 0), nf.dump(sk)))
-        for sk in self.removed_state:
-            fd.states.append((sk, 0, None))
-        return fd
+        state_keys = nf.dirty | self.removed_state if self.removed_state else nf.dirty
+        return self._snapshot_entries(seq_keys, state_keys, removed=True)
 
     def _close_batch(self, now: int) -> None:
         if not self.batch_n and not self.removed_seq:
@@ -865,23 +857,25 @@ class Worker:
             ch.needs_snapshot = False
             ch.snap_seq = self.batch_seq
 
-    def _snapshot_entries(self, seq_keys: list[bytes], state_keys: list[bytes],
+    def _snapshot_entries(self, seq_keys: Iterable[bytes], state_keys: Iterable[bytes],
                           removed: bool) -> protocol.FlowDelta:
-        """Entries of the owned flows among the keys, as they are now; ``removed``: a key that is
-        gone (expired, moved away) becomes a removal entry instead of being skipped."""
+        """Entries of the owned flows among the keys, as they are now (DELTAs and snapshot
+        chunks). ``removed``: a flow this worker no longer owns (expired, moved away; possibly
+        known again as a replica of the new owner) or a state that is gone becomes a removal entry
+        instead of being skipped; the replica applies it only to what it holds for this lease."""
         fd = protocol.FlowDelta()
         seqs = self.seqs
         for k in seq_keys:
             fs = seqs.get(k)
             if fs is not None and fs.owned:
                 fd.seqs.append((k, fs.group, fs.epoch, fs.next))
-            elif fs is None and removed:
+            elif removed:
                 fd.seqs.append((k, 0, SEQ_REMOVED, 0))
         nf = self.nf
         state, replica_of = nf.state, self.replica_of
         for sk in state_keys:
             if sk in state:
-                if sk not in replica_of:
+                if sk not in replica_of:  # (a state this worker only replicates is not its to send)
                     fd.states.append((sk, nf.groups.get(sk, 0), nf.dump(sk)))
             elif removed:
                 fd.states.append((sk, 0, None))
@@ -1039,7 +1033,9 @@ class Worker:
         for k, g, ep, nxt in entries.seqs:
             fs = seqs.get(k)
             if ep == SEQ_REMOVED:
-                if fs is not None and not fs.owned:
+                # only what this replica holds for the sender's lease (or learnt from duplicated
+                # input alone): a cluster member that already follows the flow's new owner keeps it
+                if fs is not None and not fs.owned and fs.lease in ("", lease):
                     self.log_len -= len(fs.pending)
                     del seqs[k]
                 continue
@@ -1061,8 +1057,9 @@ class Worker:
             if sk in nf.state and sk not in self.replica_of:
                 continue  # we own it (a stale delta from a fenced or former owner)
             if blob is None:
-                nf.remove(sk)
-                self.replica_of.pop(sk, None)
+                if self.replica_of.get(sk) == lease:
+                    nf.remove(sk)
+                    del self.replica_of[sk]
             else:
                 nf.load(sk, g, blob)
                 self.replica_of[sk] = lease
