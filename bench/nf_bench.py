@@ -6,11 +6,17 @@ Topology (namespaces ``nb-gen``, ``nb-nf``, ``nb-rep``; removed on exit even on 
     gen 10.97.0.1 ──veth── 10.97.0.2 nf ──veth── 10.97.1.2 rep
     (generator + sink)      (instance / echo)      (replica, FT on)
 
-* throughput: the generator blasts pre-built stamped datagrams (``--flows`` flows, per-flow seqs)
-  as fast as Python can send; the NF processes them and forwards every packet back to the sink in
-  ``gen`` through its raw socket. Reported: packets the NF *released* per second of its active
-  time (``throughput_pps`` from its metrics) and the sink's receive rate; ``echo`` = the same
-  generator against ``python`` recv/sendto echo in ``nf`` (the Python ceiling of this path).
+* throughput: the generator blasts pre-built stamped datagrams (``--flows`` flows, per-flow seqs) as
+  whole IPv4 packets through a raw socket in ``sendmmsg`` bursts (``nf.burst``; on veth the
+  receiver's kernel work runs in the sender's context, so that still takes a core); the NF processes
+  them and forwards every packet back to the sink in ``gen`` through its raw socket. Reported:
+  packets the NF *released* per second of its active time (``throughput_pps`` from its metrics) and
+  the sink's receive rate; ``echo`` = the same generator against ``python`` recv/sendto echo in
+  ``nf`` (the Python ceiling of this path).
+* ``--no-loss`` (RFC 2544 style, :mod:`rfc2544`): per case (Python echo, FT off, FT on) the
+  highest rate carried with at most ``--max-loss`` lost, bisected in ``--steps`` runs of
+  ``--seconds``, the generator pacing bursts of 32 and sleeping in between. A blast measures
+  overload: the generator then spends a core on packets the device under test drops.
 * latency: paced ``--rate`` pps with FT on; p50/p99 from the payload send time at the sink
   (end-to-end: generator -> NF -> output commit -> sink).
 * ``--c-echo``: the same generator against ``bench/c_echo.c`` (compiled here with gcc), once with a
@@ -20,13 +26,14 @@ Topology (namespaces ``nb-gen``, ``nb-nf``, ``nb-rep``; removed on exit even on 
 Honesty: the machine has 2 cores shared by generator, NF worker, replica and sink (and other
 engineers' jobs), and the scheduler places them. With ``--pin`` the device under test (the NF
 instance with its worker, or the echo) runs alone on the last CPU and everything else (generator,
-sink, replica) on CPU 0: one worker on one core, as the goal presupposes. On this machine that did
-not raise the worker's rate (2026-12-04: FT off 46.9 vs ~50 kpps unpinned) and it slows FT on,
-whose replica then shares a core with the blasting generator, so it is off by default.
+sink, replica) on CPU 0: one worker on one core, as the goal presupposes. On 2026-12-04 that did
+not raise the worker's rate (FT off 46.9 vs ~50 kpps unpinned) and slowed FT on, whose replica
+then shared a core with the blasting generator, so it is off by default; on 2026-12-05 (faster
+machine, burst I/O, paced no-loss runs) it raised both (see docs/nf-dataplane.md).
 The table also gives the device's packets per CPU-second (user + system time from
 ``/proc/<pid>/stat``, read before it stops): the cost of a packet, whatever else ran.
 
-Usage: ``python bench/nf_bench.py [--runs 3] [--count 300000] [--rate 10000] [--c-echo]``
+Usage: ``python bench/nf_bench.py [--runs 3] [--count 300000] [--rate 10000] [--c-echo] [--no-loss] [--pin]``
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import socket
 import statistics
 import struct
@@ -41,11 +49,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import rfc2544  # noqa: E402 - bench/rfc2544.py, beside this script
 
 from lab import netns  # noqa: E402
 from lab.netns import Topology  # noqa: E402
@@ -58,6 +69,12 @@ CLIENT = "10.97.2.1"  # inner source address of the generated flows (not local a
 _SPIN_S = 60e-6
 #: bench/c_echo.c's batch sizes in the --c-echo rows: 0 = one recv/sendto per packet, 32 = mmsg bursts
 C_ECHO_BATCHES = (0, 32)
+#: packets per sendmmsg of the blasting generator
+_GEN_BURST = 64
+#: packets per paced burst of a --no-loss run (about 0.2 ms at 150 kpps)
+_PACED_BURST = 32
+#: the --no-loss cases, in the order they run
+NO_LOSS_CASES = {"echo": "python udp echo", "ft_off": "NF FT off", "ft_on": "NF FT on"}
 
 
 def _inner(sport: int, seq: int, ts: int, size: int) -> bytes:
@@ -67,37 +84,55 @@ def _inner(sport: int, seq: int, ts: int, size: int) -> bytes:
                        socket.inet_aton(CLIENT), socket.inet_aton(GEN)) + udp
 
 
+def _outer(src: bytes, dst: bytes, dport: int) -> Callable[[bytes], bytes]:
+    """Wrap a datagram in UDP/IPv4 ``src -> dst:dport`` (UDP checksum 0 = none; the kernel fills
+    the IP checksum of a raw socket's packets)."""
+    def wrap(d: bytes) -> bytes:
+        udp = struct.pack("!HHHH", 40000, dport, 8 + len(d), 0) + d
+        return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst) + udp
+    return wrap
+
+
 def gen(args: argparse.Namespace) -> dict[str, Any]:
     from nf import shim  # noqa: PLC0415
     from nf.flow import canonical_key, group_of_key  # noqa: PLC0415
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     dst = (args.dst, args.port)
+    first = args.first_port
     groups = []
     for f in range(args.flows):
-        key, _ = canonical_key(17, socket.inet_aton(CLIENT), 10000 + f, socket.inet_aton(GEN), 5000)
+        key, _ = canonical_key(17, socket.inet_aton(CLIENT), first + f, socket.inet_aton(GEN), 5000)
         groups.append(group_of_key(key, 64))
-    if args.rate == 0:  # blast pre-built datagrams
+    if args.rate == 0 or args.burst > 1:
+        # pre-built datagrams as whole IPv4 packets, sent in sendmmsg bursts: as fast as possible
+        # (rate 0: a blast) or one burst every burst/rate seconds (sleeping in between, never
+        # spinning: the core is the NF's and the replica's; a late burst is caught up at once)
+        from nf.burst import send_burst  # noqa: PLC0415
         per = args.count // args.flows
-        pkts = [shim.pack(shim.Stamp(0, 1, groups[f], 1, q, 0), _inner(10000 + f, q, 0, args.size))
-                if args.stamped else _inner(10000 + f, q, 0, args.size)
+        outer = _outer(socket.inet_aton(GEN), socket.inet_aton(args.dst), args.port)
+        pkts = [outer(shim.pack(shim.Stamp(0, 1, groups[f], 1, q, 0), _inner(first + f, q, 0, args.size))
+                      if args.stamped else _inner(first + f, q, 0, args.size))
                 for q in range(per) for f in range(args.flows)]
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+        step = max(1, args.burst) if args.rate else _GEN_BURST
+        gap = step / args.rate if args.rate else 0.0
         t0 = time.perf_counter()
-        sent = 0
-        for p in pkts:
-            try:
-                s.sendto(p, dst)
-                sent += 1
-            except OSError:
-                pass
-        return {"sent": sent, "secs": time.perf_counter() - t0}
+        errors = 0
+        for k, i in enumerate(range(0, len(pkts), step)):
+            ahead = t0 + k * gap - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            errors += send_burst(raw, pkts[i:i + step])[0]
+        return {"sent": len(pkts) - errors, "secs": time.perf_counter() - t0}
     interval = 1.0 / args.rate
     t0 = time.perf_counter()
     seqs = [0] * args.flows
     for i in range(args.count):
         f = i % args.flows
         now = time.time_ns()
-        inner = _inner(10000 + f, seqs[f], now, args.size)
+        inner = _inner(first + f, seqs[f], now, args.size)
         s.sendto(shim.pack(shim.Stamp(0, 1, groups[f], 1, seqs[f], now), inner), dst)
         seqs[f] += 1
         target = t0 + (i + 1) * interval
@@ -112,27 +147,29 @@ def gen(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sink(args: argparse.Namespace) -> dict[str, Any]:
+    from nf.burst import recv_burst  # noqa: PLC0415
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
     s.bind(("0.0.0.0", 5000))
-    s.settimeout(args.idle)
+    s.setblocking(False)
+    poller = select.poll()
+    poller.register(s, select.POLLIN)
     n, first, last = 0, 0.0, 0.0
     lat: list[int] = []
     Path(args.out + ".ready").write_text("1")
     while True:
-        try:
-            d = s.recv(4096)
-        except TimeoutError:
+        if not poller.poll(args.idle * 1000):
             if n:
                 break
             continue
+        burst = recv_burst(s, 256)
         now = time.time_ns()
         if not n:
             first = time.perf_counter()
         last = time.perf_counter()
-        n += 1
-        if args.latency and len(d) >= PAY.size:
-            lat.append(now - PAY.unpack_from(d)[2])
+        n += len(burst)
+        if args.latency:
+            lat += [now - PAY.unpack_from(d)[2] for d in burst if len(d) >= PAY.size]
     lat.sort()
     res: dict[str, Any] = {"received": n, "secs": last - first}
     if lat:
@@ -208,10 +245,12 @@ class Bench:
             time.sleep(0.05)
         return p, out
 
-    def _gen(self, stamped: bool, count: int, rate: float, flows: int) -> dict[str, Any]:
+    def _gen(self, stamped: bool, count: int, rate: float, flows: int, first_port: int = 10000,
+             burst: int = 1) -> dict[str, Any]:
         out = self.work / "gen.json"
         args = ["gen", "--dst", NF, "--port", "9000", "--count", str(count), "--rate", str(rate),
-                "--flows", str(flows), "--out", str(out)] + (["--stamped"] if stamped else [])
+                "--flows", str(flows), "--first-port", str(first_port), "--burst", str(burst),
+                "--out", str(out)] + (["--stamped"] if stamped else [])
         self.topo.start(self.aux_cpu + _self(*args), ns=self.g).wait(300)
         return dict(json.loads(out.read_text()))
 
@@ -233,8 +272,10 @@ class Bench:
         return {"offered_pps": g["sent"] / g["secs"], "pps": r["received"] / max(r["secs"], 1e-9),
                 "delivered": r["received"] / g["sent"], "pps_per_cpu_s": r["received"] / max(cpu, 1e-9)}
 
-    def nf_run(self, ft: bool, count: int, rate: float, flows: int, latency: bool = False,
-               batch: int = 32, inflight: int = 64) -> dict[str, Any]:
+    def _start_nf(self, ft: bool, batch: int,
+                  inflight: int) -> tuple[list[subprocess.Popen[bytes]], list[Any]]:
+        """The primary (and with ``ft`` its replica) instance; returns their processes and control
+        clients, the primary's last."""
         import yaml  # noqa: PLC0415
 
         from nf.control import ControlClient  # noqa: PLC0415
@@ -264,12 +305,24 @@ class Bench:
                 except Exception:
                     time.sleep(0.05)
             clients.append(cc)
-        pc = clients[-1]
         if ft:
             for _ in range(100):
-                if pc.status()["workers"][0]["replicas"][0]["connected"]:
+                if clients[-1].status()["workers"][0]["replicas"][0]["connected"]:
                     break
                 time.sleep(0.05)
+        return procs, clients
+
+    @staticmethod
+    def _stop_nf(procs: list[subprocess.Popen[bytes]], clients: list[Any]) -> None:
+        for cc in clients:
+            cc.close()
+        for p in procs:
+            netns.stop_process(p)
+
+    def nf_run(self, ft: bool, count: int, rate: float, flows: int, latency: bool = False,
+               batch: int = 32, inflight: int = 64) -> dict[str, Any]:
+        procs, clients = self._start_nf(ft, batch, inflight)
+        pc = clients[-1]
         workers = _children(procs[-1].pid)
         busy0 = sum(_cpu_seconds(w) for w in workers)
         sp, so = self._sink("nf", latency)
@@ -277,10 +330,7 @@ class Bench:
         r = self._read(sp, so)
         m = pc.metrics()
         busy = sum(_cpu_seconds(w) for w in workers) - busy0
-        for cc in clients:
-            cc.close()
-        for p in procs:
-            netns.stop_process(p)
+        self._stop_nf(procs, clients)
         res = {"offered_pps": g["sent"] / g["secs"], "nf_pps": m["throughput_pps"],
                "sink_pps": r["received"] / max(r["secs"], 1e-9), "delivered": r["received"] / g["sent"],
                "dropped": m["dropped"], "commit_ms": m["commit_latency_ms"],
@@ -291,6 +341,35 @@ class Bench:
             res["nf_p50_ms"], res["nf_p99_ms"] = m["latency_p50_ms"], m["latency_p99_ms"]
             res["p50_ms"], res["p99_ms"] = r.get("p50_ms", 0.0), r.get("p99_ms", 0.0)
         return res
+
+
+    def capacity(self, case: str, hi: int, seconds: float, max_loss: float, steps: int, flows: int,
+                 batch: int = 32, inflight: int = 64) -> dict[str, Any]:
+        """No-loss rate (:mod:`rfc2544`) of ``case`` (``echo``, ``ft_off``, ``ft_on``): one device
+        under test for all the bisection's runs, each run with flows of its own (fresh per-flow
+        sequence numbers), paced in bursts of 32."""
+        if case == "echo":
+            dut = [self.topo.start(self.dut_cpu + _self("echo"), ns=self.n)]
+            clients: list[Any] = []
+            time.sleep(0.5)
+        else:
+            dut, clients = self._start_nf(case == "ft_on", batch, inflight)
+        runs = 0
+
+        def trial(rate: int) -> tuple[float, dict[str, Any]]:
+            nonlocal runs
+            runs += 1
+            count = max(flows, int(rate * seconds) // flows * flows)
+            sp, so = self._sink(f"cap-{case}")
+            g = self._gen(case != "echo", count, max(rate, 1), flows,
+                          first_port=10000 + runs * flows, burst=_PACED_BURST)
+            r = self._read(sp, so)
+            return r["received"] / max(1, g["sent"]), {"sent_pps": round(g["sent"] / g["secs"])}
+
+        try:
+            return rfc2544.no_loss_rate(trial, hi, max_loss, steps)
+        finally:
+            self._stop_nf(dut, clients)
 
 
 def main() -> int:
@@ -304,6 +383,8 @@ def main() -> int:
     g.add_argument("--flows", type=int)
     g.add_argument("--size", type=int, default=64)
     g.add_argument("--stamped", action="store_true")
+    g.add_argument("--first-port", type=int, default=10000, help="source port of the first flow")
+    g.add_argument("--burst", type=int, default=1, help="with --rate: pace bursts of this many (sendmmsg)")
     g.add_argument("--out")
     s = sub.add_parser("sink")
     s.add_argument("--out")
@@ -323,6 +404,13 @@ def main() -> int:
     ap.add_argument("--c-echo", action="store_true",
                     help="also run bench/c_echo.c (built with gcc): the path's compiled ceiling, "
                          "per-packet calls and recvmmsg/sendmmsg bursts of 32")
+    ap.add_argument("--no-loss", action="store_true",
+                    help="also bisect the highest rate each case carries with at most --max-loss lost")
+    ap.add_argument("--hi", type=int, default=250000, help="--no-loss: upper bound of the bisection (pps)")
+    ap.add_argument("--seconds", type=float, default=3.0,
+                    help="--no-loss: length of one bisection run (s; a socket buffer hides ~10k packets)")
+    ap.add_argument("--max-loss", type=float, default=0.001, help="--no-loss: loss fraction a run may have")
+    ap.add_argument("--steps", type=int, default=7, help="--no-loss: bisection runs per case")
     args = ap.parse_args()
     if args.mode in ("gen", "sink"):
         res = gen(args) if args.mode == "gen" else sink(args)
@@ -346,6 +434,10 @@ def main() -> int:
             rows["ft_on"].append(b.nf_run(True, args.count, 0, args.flows, **kw))
             rows["lat_ft_on"].append(b.nf_run(True, args.lat_count, args.rate, args.flows,
                                               latency=True, **kw))
+            if args.no_loss:
+                for case in NO_LOSS_CASES:
+                    rows.setdefault(f"nl_{case}", []).append(
+                        b.capacity(case, args.hi, args.seconds, args.max_loss, args.steps, args.flows, **kw))
             print(f"run {i + 1}/{args.runs}: " + json.dumps({k: v[-1] for k, v in rows.items()}), flush=True)
 
     def med(k: str, f: str) -> float:
@@ -376,6 +468,13 @@ def main() -> int:
     print(f"FT-on / FT-off (NF kpps): {med('ft_on', 'nf_pps') / med('ft_off', 'nf_pps'):.2f}; "
           f"per CPU-second: {med('ft_on', 'pps_per_cpu_s') / med('ft_off', 'pps_per_cpu_s'):.2f}; "
           f"NF FT-off / echo (sink kpps): {med('ft_off', 'sink_pps') / med('echo', 'pps'):.2f}")
+    if args.no_loss:
+        print(f"\nNo-loss rate (at most {args.max_loss:.1%} lost; bisection of {args.steps} runs of "
+              f"{args.seconds:g} s between 0 and {args.hi / 1e3:.0f} kpps, paced bursts of {_PACED_BURST}), "
+              f"medians: " + ", ".join(f"{label} {med(f'nl_{case}', 'no_loss_pps') / 1e3:.1f} kpps"
+                                       for case, label in NO_LOSS_CASES.items()))
+        ratio = med("nl_ft_on", "no_loss_pps") / med("nl_ft_off", "no_loss_pps")
+        print(f"FT-on / FT-off (no-loss rate): {ratio:.2f}")
     # Why both ratios: NF kpps is what one worker delivered while generator, sink and (FT on) the
     # replica shared the 2 cores with it, so it also measures the scheduler; packets per CPU-second
     # is the worker's rate with a core to itself, the figure the per-worker goal is about.

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import rfc2544  # bench/rfc2544.py, beside this script
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,24 +209,12 @@ def throughput(lab: Lab, rate: int, seconds: float) -> dict[str, float]:
 
 
 def no_loss_rate(lab: Lab, path: str, hi: int, seconds: float, max_loss: float, steps: int) -> dict[str, Any]:
-    """RFC 2544-style throughput of one path: the highest offered rate (pps) whose run delivers at
-    least ``1 - max_loss`` of what was sent, by bisection between 0 and ``hi`` in ``steps`` runs.
-
-    Why: the capacity of a path, measured where it is not overloaded, is what the NF/echo ratio is
-    about; above capacity both paths lose packets, and the NF path also queues (see
-    :func:`throughput`). A run that fails because of a scheduling hiccup lowers the result, never
-    raises it."""
-    lo, runs = 0, []
-    for _ in range(steps):
-        mid = (lo + hi) // 2
-        s, g = trial(lab, path, mid, seconds)
-        delivered = s["unique"] / max(1, g["sent"])
-        runs.append({"rate": mid, "delivered": round(delivered, 5), "p99_us": s["latency_p99_us"]})
-        if delivered >= 1.0 - max_loss:
-            lo = mid
-        else:
-            hi = mid
-    return {"no_loss_pps": lo, "runs": runs}
+    """Capacity of one path (``echo`` or ``nf``): :func:`rfc2544.no_loss_rate` over
+    :func:`trial` runs of ``seconds`` each."""
+    def run(rate: int) -> tuple[float, dict[str, Any]]:
+        s, g = trial(lab, path, rate, seconds)
+        return s["unique"] / max(1, g["sent"]), {"p99_us": s["latency_p99_us"]}
+    return rfc2544.no_loss_rate(run, hi, max_loss, steps)
 
 
 def capacity(lab: Lab, hi: int, seconds: float, max_loss: float, steps: int) -> dict[str, Any]:
