@@ -5,14 +5,29 @@ received."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import FLOW_GROUPS, HOST_A, HOST_B, LabOps, total
+
+from nf import burst
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[2]
 FLOWS, COUNT, RATE = 8, 8000, 2000
+
+
+def _expected_io() -> str:
+    """``mmsg`` when this controller built nf._burst and its Python is the image's minor version
+    (the docker role then puts the compiled module in the image's wheel), else ``python``."""
+    defaults = yaml.safe_load((REPO / "roles/docker/defaults/main.yml").read_text())
+    image_py = defaults["docker_image_python_version"]
+    same = ".".join(str(image_py).split(".")[:2]) == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return "mmsg" if burst.ACCELERATED and same else "python"
 
 
 def test_traffic_crosses_stamper_primary_and_sink(deployed_service: dict[str, Any], lab_ops: LabOps) -> None:
@@ -21,6 +36,8 @@ def test_traffic_crosses_stamper_primary_and_sink(deployed_service: dict[str, An
     # the pair are containers on br-int, started by the agents
     listed = {r["instance"]: r for r in lab_ops.agent(HOST_A, "nf", "list")}
     assert listed[prim["instance"]]["launcher"] == "docker" and listed[prim["instance"]]["alive"]
+    # the image's workers use the compiled burst I/O when the controller could build it for them
+    assert lab_ops.instance_call(prim["control"], "status")["io"] == _expected_io()
     before = lab_ops.instance_call(sec["control"], "metrics")
 
     summary = lab_ops.finish_traffic(lab_ops.start_traffic(RATE, COUNT, FLOWS))
