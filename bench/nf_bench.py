@@ -475,6 +475,10 @@ def main() -> int:
                                        for case, label in NO_LOSS_CASES.items()))
         ratio = med("nl_ft_on", "no_loss_pps") / med("nl_ft_off", "no_loss_pps")
         print(f"FT-on / FT-off (no-loss rate): {ratio:.2f}")
+        capped = [label for case, label in NO_LOSS_CASES.items()
+                  if any(r["at_ceiling"] for r in rows[f"nl_{case}"])]
+        if capped:
+            print(f"at the bisection's ceiling (raise --hi): {', '.join(capped)}")
     # Why both ratios: NF kpps is what one worker delivered while generator, sink and (FT on) the
     # replica shared the 2 cores with it, so it also measures the scheduler; packets per CPU-second
     # is the worker's rate with a core to itself, the figure the per-worker goal is about.

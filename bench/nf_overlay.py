@@ -222,6 +222,9 @@ def capacity(lab: Lab, hi: int, seconds: float, max_loss: float, steps: int) -> 
     with Relay(lab):
         echo = no_loss_rate(lab, "echo", hi, seconds, max_loss, steps)
     nf = no_loss_rate(lab, "nf", hi, seconds, max_loss, steps)
+    for path, res in (("echo", echo), ("nf", nf)):
+        if res["at_ceiling"]:
+            print(f"{path}: no loss up to the bisection's ceiling {hi} pps: raise --rate", file=sys.stderr)
     return {"max_loss": max_loss, "echo": echo, "nf": nf,
             "ratio": nf["no_loss_pps"] / max(1, echo["no_loss_pps"])}
 

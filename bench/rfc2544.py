@@ -19,14 +19,15 @@ def no_loss_rate(trial: Callable[[int], tuple[float, dict[str, Any]]], hi: int, 
     ``rate`` and returns ``(delivered fraction, extra fields for the report)``.
 
     A run that fails because of a scheduling hiccup lowers the result, never raises it. Returns
-    ``no_loss_pps`` (0 when even the lowest tried rate lost more than ``max_loss``) and the runs."""
-    lo, runs = 0, []
+    ``no_loss_pps`` (0 when even the lowest tried rate lost more than ``max_loss``), the runs, and
+    ``at_ceiling``: every run passed, so the path may carry more than ``hi`` allowed to find."""
+    lo, top, runs = 0, hi, []
     for _ in range(steps):
-        mid = (lo + hi) // 2
+        mid = (lo + top) // 2
         delivered, extra = trial(mid)
         runs.append({"rate": mid, "delivered": round(delivered, 5), **extra})
         if delivered >= 1.0 - max_loss:
             lo = mid
         else:
-            hi = mid
-    return {"no_loss_pps": lo, "runs": runs}
+            top = mid
+    return {"no_loss_pps": lo, "runs": runs, "at_ceiling": top == hi}
