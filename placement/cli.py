@@ -316,7 +316,7 @@ def shift(
     policies: str = typer.Option(
         "static,rl", help="Comma-separated policies, each run on a fresh deployment."
     ),
-    small_cpus: float = typer.Option(0.05, help="CPU cap (CPUs) of the first NFV host's containers."),
+    small_cpus: float = typer.Option(0.02, help="CPU cap (CPUs) of the first NFV host's containers."),
     small_capacity: float = typer.Option(2500.0, help="Capacity (pps) the service is told that host has."),
     base_pps: float = typer.Option(1500.0, help="Offered rate before the shift (packets/s)."),
     peak_pps: float = typer.Option(6000.0, help="Offered rate after the shift (packets/s)."),
