@@ -1,9 +1,9 @@
 """``deftctl placement shift`` on the lab (the README's main job): the same load shift for DEFT's
 static placement and for least-loaded, each on a fresh deployment with the first NFV host capped at
-0.02 CPU (ShiftConfig's default: a host the peak overloads). Static keeps the NF on the starved host and loses packets; least-loaded moves it over SSH
-and loses fewer. The migration neither duplicates nor reorders a packet, and the starved primary,
-slow but alive, is not failed over by the FDU (its pings are answered late, not never:
-nf/failover.py ``DetectorConfig``).
+0.02 CPU (ShiftConfig's default: a host the peak overloads). Static keeps the NF on the starved host
+and loses packets; least-loaded moves it over SSH and loses fewer. The migration neither duplicates
+nor reorders a packet, and the starved primary, slow but alive, is not failed over by the FDU (its
+pings are answered late, not never: nf/failover.py ``DetectorConfig``).
 
 Shorter than the default run (45 s of traffic, the shift at 10 s) to keep CI time down.
 """
