@@ -77,20 +77,20 @@ _PACED_BURST = 32
 NO_LOSS_CASES = {"echo": "python udp echo", "ft_off": "NF FT off", "ft_on": "NF FT on"}
 
 
+def _udp_ipv4(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP/IPv4 packet (UDP checksum 0 = none; IP checksum 0, which a raw socket's kernel fills)."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst) + udp
+
+
 def _inner(sport: int, seq: int, ts: int, size: int) -> bytes:
     payload = PAY.pack(sport, seq, ts) + b"x" * max(0, size - PAY.size)
-    udp = struct.pack("!HHHH", sport, 5000, 8 + len(payload), 0) + payload
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                       socket.inet_aton(CLIENT), socket.inet_aton(GEN)) + udp
+    return _udp_ipv4(socket.inet_aton(CLIENT), socket.inet_aton(GEN), sport, 5000, payload)
 
 
 def _outer(src: bytes, dst: bytes, dport: int) -> Callable[[bytes], bytes]:
-    """Wrap a datagram in UDP/IPv4 ``src -> dst:dport`` (UDP checksum 0 = none; the kernel fills
-    the IP checksum of a raw socket's packets)."""
-    def wrap(d: bytes) -> bytes:
-        udp = struct.pack("!HHHH", 40000, dport, 8 + len(d), 0) + d
-        return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst) + udp
-    return wrap
+    """Wrap a datagram in UDP/IPv4 ``src:40000 -> dst:dport`` (for the generator's raw socket)."""
+    return lambda d: _udp_ipv4(src, dst, 40000, dport, d)
 
 
 def gen(args: argparse.Namespace) -> dict[str, Any]:

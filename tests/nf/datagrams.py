@@ -10,9 +10,14 @@ import time
 from nf import shim
 
 
+def udp_ipv4(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP/IPv4 packet (UDP checksum 0 = none; IP checksum 0, which a raw socket's kernel fills)."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + udp
+
+
 def stamped_udp(seq: int, group: int, sport: int = 40000) -> bytes:
     """Shim (epoch 1, ``seq``, ingress time now) + a 4-byte UDP packet of the flow ``sport``."""
-    udp = struct.pack("!HHHH", sport, 5000, 12, 0) + b"abcd"
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                     socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")) + udp
+    ip = udp_ipv4("10.0.0.1", "10.0.0.2", sport, 5000, b"abcd")
     return shim.pack(shim.Stamp(0, 1, group, 1, seq, time.time_ns()), ip)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from datagrams import udp_ipv4
 
 from nf import burst
 
@@ -49,14 +49,6 @@ def _send(dst: socket.socket, payloads: list[bytes]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for p in payloads:
             tx.sendto(p, dst.getsockname())
-
-
-def _ipv4_udp(dst_port: int, payload: bytes) -> bytes:
-    """A UDP/IPv4 packet 127.0.0.1 -> 127.0.0.1 (UDP checksum 0 = none; the kernel fills the IP one)."""
-    udp = struct.pack("!HHHH", 40000, dst_port, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
-                     socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1"))
-    return ip + udp
 
 
 def test_recv_returns_every_datagram_whole_and_in_order(impl: Any, rx: socket.socket) -> None:
@@ -100,7 +92,7 @@ def test_recv_error_is_oserror(impl: Any) -> None:
 def test_send_reaches_each_destination_in_order_and_counts_refused(impl: Any, rx: socket.socket) -> None:
     _, send_burst = impl
     port = rx.getsockname()[1]
-    pkts = [_ipv4_udp(port, b"p%03d" % i) for i in range(100)]
+    pkts = [udp_ipv4("127.0.0.1", "127.0.0.1", 40000, port, b"p%03d" % i) for i in range(100)]
     short = b"\x45" * 10  # shorter than an IPv4 header: refused, counted, the rest still goes
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
         errors, nbytes = send_burst(raw, [*pkts[:50], short, *pkts[50:]])
